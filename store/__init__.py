@@ -1,0 +1,21 @@
+"""memdash's memory layer: Redis-backed memory for LLM agents, one atomic script per write."""
+
+from .codec import MAX_VALUE_BYTES
+from .connection import Connection, connect
+from .events import ChangeEvent, MalformedEvent, parse_event
+from .keys import MemoryKey
+from .memory import MemoryEntry, MemoryStore, SessionMemory, VersionConflictError
+
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "ChangeEvent",
+    "Connection",
+    "MalformedEvent",
+    "MemoryEntry",
+    "MemoryKey",
+    "MemoryStore",
+    "SessionMemory",
+    "VersionConflictError",
+    "connect",
+    "parse_event",
+]

@@ -1,0 +1,231 @@
+"""Which Redis, in which namespace, and a client that works on whatever event loop calls it.
+
+Resolution order: an explicit URL, then ``MEMDASH_REDIS_URL``, then the embedded server
+(see ``store.embedded``). The namespace comes from the argument, then ``MEMDASH_NAMESPACE``,
+then ``memdash``; every key and channel of namespace NS starts with ``NS:``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import weakref
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from . import embedded
+from .keys import NamespaceKeys, SessionKeys, check_namespace
+from .scripts import source
+
+URL_ENV = "MEMDASH_REDIS_URL"
+NAMESPACE_ENV = "MEMDASH_NAMESPACE"
+DEFAULT_NAMESPACE = "memdash"
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def resolve_namespace(namespace: str | None = None) -> str:
+    return check_namespace(namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE)
+
+
+def check_url(url: str) -> str:
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise ValueError(
+            f"Redis URL {mask_url(url)!r} must start with redis://, rediss:// or unix://"
+        )
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, for display and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class _Clients:
+    """One redis.asyncio client per event loop: a client's sockets belong to the loop that opened
+    them, and an app, a test and ``asyncio.run`` may each bring their own loop."""
+
+    def __init__(self, url: str | None, fixed: aioredis.Redis | None = None) -> None:
+        self._url = url
+        self.fixed = fixed
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._scripts: dict[str, AsyncScript] = {}
+
+    @property
+    def url(self) -> str:
+        """The resolved URL; resolving the embedded default starts or attaches to its server."""
+        if self._url is None:
+            self._url = os.environ.get(URL_ENV) or embedded.ensure_running()
+        return check_url(self._url)
+
+    def client(self) -> aioredis.Redis:
+        if self.fixed is not None:
+            return self.fixed
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("memdash's Redis client is used from async code only") from None
+        client = self._by_loop.get(loop)
+        if client is None:
+            client = aioredis.from_url(self.url, decode_responses=True)
+            self._by_loop[loop] = client
+        return client
+
+    def script(self, name: str) -> AsyncScript:
+        script = self._scripts.get(name)
+        if script is None:
+            # The registered client only lends its encoder; calls pass the current loop's client.
+            script = AsyncScript(_ENCODER_ONLY, source(name))
+            self._scripts[name] = script
+        return script
+
+    async def aclose(self) -> None:
+        clients = [self.fixed] if self.fixed is not None else list(self._by_loop.values())
+        self._by_loop.clear()
+        for client in clients:
+            await client.aclose()
+
+
+# register_script needs a client for its encoder only; this one never connects.
+_ENCODER_ONLY = aioredis.Redis(decode_responses=True)
+
+
+class Connection:
+    """A namespace on a Redis server.
+
+    Attribute access falls through to the redis.asyncio client of the running loop, so
+    ``await conn.get("k")`` works like redis-py; memdash's own calls go through :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        namespace: str | None = None,
+        client: aioredis.Redis | None = None,
+        _clients: _Clients | None = None,
+    ) -> None:
+        if url is not None:
+            check_url(url)
+        self.namespace = resolve_namespace(namespace)
+        self.keys = NamespaceKeys(self.namespace)
+        self._clients = _clients or _Clients(url, client)
+
+    @property
+    def url(self) -> str:
+        if self._clients.fixed is not None:
+            kwargs = self._clients.fixed.connection_pool.connection_kwargs
+            if "path" in kwargs:
+                return f"unix://{kwargs['path']}"
+            return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        return self._clients.url
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.url)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._clients.client()
+
+    def with_namespace(self, namespace: str | None) -> Connection:
+        """The same server (and clients) under another namespace."""
+        if namespace is None or namespace == self.namespace:
+            return self
+        return Connection(namespace=namespace, _clients=self._clients)
+
+    def session(self, session: str) -> SessionKeys:
+        return self.keys.session(session)
+
+    async def run(
+        self, script: str, session: SessionKeys, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        """Run ``store/<script>.lua`` for one session: one EVALSHA, one round trip.
+
+        Prepends the event contract's keys and arguments (see ``_event.lua``).
+        """
+        lua = self._clients.script(script)
+        client = self._clients.client()
+        n = 2 + len(keys)
+        try:
+            return await client.evalsha(
+                lua.sha,
+                n,
+                session.meta,
+                self.keys.sessions,
+                *keys,
+                session.session,
+                session.header,
+                *args,
+            )
+        except NoScriptError:  # a restarted or different server: load it and go again
+            lua.sha = await client.script_load(lua.script)
+            return await client.evalsha(
+                lua.sha,
+                n,
+                session.meta,
+                self.keys.sessions,
+                *keys,
+                session.session,
+                session.header,
+                *args,
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._clients.client(), name)
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        url = self._clients._url
+        shown = mask_url(url) if url else f"<{URL_ENV} or embedded>"
+        return f"Connection({shown!r}, namespace={self.namespace!r})"
+
+
+def connect(url: str | None = None, *, namespace: str | None = None) -> Connection:
+    """A connection to ``url`` (or ``MEMDASH_REDIS_URL``, or the embedded server)."""
+    return Connection(url, namespace=namespace)
+
+
+_defaults: dict[tuple[str | None, str], Connection] = {}
+
+
+def resolve(redis: Connection | aioredis.Redis | str | None, namespace: str | None) -> Connection:
+    """What every ``redis=None`` parameter in ``store`` means: the default connection."""
+    if isinstance(redis, Connection):
+        return redis.with_namespace(namespace)
+    if isinstance(redis, aioredis.Redis):
+        return Connection(namespace=namespace, client=redis)
+    if isinstance(redis, str):
+        return Connection(redis, namespace=namespace)
+    if redis is not None:
+        raise TypeError(
+            "redis must be a store.Connection, a redis.asyncio.Redis or a URL, "
+            f"not {type(redis).__name__}"
+        )
+    key = (os.environ.get(URL_ENV), resolve_namespace(namespace))
+    conn = _defaults.get(key)
+    if conn is None:
+        conn = _defaults[key] = Connection(key[0], namespace=key[1])
+    return conn
