@@ -5,11 +5,13 @@ from .connection import Connection, connect
 from .events import ChangeEvent, MalformedEvent, parse_event
 from .keys import MemoryKey
 from .memory import MemoryEntry, MemoryStore, SessionMemory, VersionConflictError
+from .sync import DistributedMemory
 
 __all__ = [
     "MAX_VALUE_BYTES",
     "ChangeEvent",
     "Connection",
+    "DistributedMemory",
     "MalformedEvent",
     "MemoryEntry",
     "MemoryKey",
