@@ -3,20 +3,24 @@
 from .codec import MAX_VALUE_BYTES
 from .connection import Connection, connect
 from .events import ChangeEvent, MalformedEvent, parse_event
+from .feed import Change, Feed, SessionView
 from .keys import MemoryKey
 from .memory import MemoryEntry, MemoryStore, SessionMemory, VersionConflictError
 from .sync import DistributedMemory
 
 __all__ = [
     "MAX_VALUE_BYTES",
+    "Change",
     "ChangeEvent",
     "Connection",
     "DistributedMemory",
+    "Feed",
     "MalformedEvent",
     "MemoryEntry",
     "MemoryKey",
     "MemoryStore",
     "SessionMemory",
+    "SessionView",
     "VersionConflictError",
     "connect",
     "parse_event",

@@ -91,6 +91,11 @@ def _tag(value: Any) -> Any:
         raise _PathError("", TypeError(f"cannot store a {kind.__name__} as JSON")) from None
 
 
+def untag(value: Any) -> Any:
+    """A value already parsed from JSON (e.g. inside an event) back to what was stored."""
+    return _untag(value)
+
+
 def _untag(value: Any) -> Any:
     if type(value) is list:
         return [_untag(item) for item in value]

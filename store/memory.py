@@ -1,7 +1,8 @@
 """MemoryStore: scoped key/value memory with TTL, atomic in memory_set.lua and memory_delete.lua.
 
 A value lives in the string ``NS:{NS:<user_id>}:mem:<scope>:<component>`` as
-``'<version> <updated ms> <JSON>'``: one GET reads it, one SET (with EX) writes it and its TTL.
+``'<version> <updated ms> <ttl s or -> <JSON>'``: one GET reads it, one SET (with EX) writes it
+and its TTL.
 The version is the session seq of the write that produced it, so it never repeats, even across a
 delete. The session is the key's ``user_id``.
 """
@@ -9,6 +10,8 @@ delete. The session is the key's ``user_id``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
@@ -16,7 +19,10 @@ from redis.exceptions import ResponseError
 
 from . import codec
 from .connection import Connection, resolve
-from .keys import MemoryKey, SessionKeys
+from .keys import MemoryKey, SessionKeys, split_memory_member
+
+CONTEXT = ("session", "context")
+"""(scope, component) of a session's context, as the seed's Example 1 stores it."""
 
 
 class VersionConflictError(Exception):
@@ -52,9 +58,20 @@ class _Layout(NamedTuple):
     event_head: str  # '{"scope":…,"component":…' (memory_set.lua completes it)
 
 
-def _split(raw: str) -> tuple[int, str]:
-    version, _updated, text = raw.split(" ", 2)
-    return int(version), text
+class _Stored(NamedTuple):
+    version: int
+    updated: int  # server ms
+    ttl: int | None  # as written
+    text: str  # the value's JSON
+
+    @property
+    def expires_at(self) -> int | None:
+        return None if self.ttl is None else self.updated + self.ttl * 1000
+
+
+def _split(raw: str) -> _Stored:
+    version, updated, ttl, text = raw.split(" ", 3)
+    return _Stored(int(version), int(updated), None if ttl == "-" else int(ttl), text)
 
 
 class MemoryStore:
@@ -89,7 +106,7 @@ class MemoryStore:
     async def get(self, key: MemoryKey) -> Any:
         """The stored value, or None when the key is absent or expired."""
         raw = await self.redis.client.get(self._layout(key).name)
-        return None if raw is None else codec.decode(_split(raw)[1])
+        return None if raw is None else codec.decode(_split(raw).text)
 
     async def get_entry(self, key: MemoryKey) -> MemoryEntry | None:
         """Value, version and seconds left, read together (for compare-and-set edits)."""
@@ -100,8 +117,8 @@ class MemoryStore:
             raw, ttl = await pipe.execute()
         if raw is None:
             return None
-        version, text = _split(raw)
-        return MemoryEntry(codec.decode(text), version, ttl if ttl > 0 else None)
+        stored = _split(raw)
+        return MemoryEntry(codec.decode(stored.text), stored.version, ttl if ttl > 0 else None)
 
     async def set(
         self,
@@ -148,6 +165,66 @@ class MemoryStore:
         return left if left >= 0 else None
 
 
+@dataclass(slots=True)
+class MemoryView:
+    """The MemoryStore part of a session's view: its context and the names of its other keys."""
+
+    context: Any = None
+    context_version: int | None = None
+    context_expires_at: int | None = None  # server ms (None: no expiry)
+    keys: set[tuple[str, str]] = field(default_factory=set)  # (scope, component), context too
+
+
+class MemorySection:
+    """Feed section: the session's context value and its list of memory keys."""
+
+    name = "memory"
+    kinds = ("memory.",)
+
+    def queue_reads(self, pipe: Any, keys: SessionKeys) -> int:
+        pipe.get(keys.memory(*CONTEXT))
+        pipe.smembers(keys.memory_index)
+        return 2
+
+    def build(self, results: Sequence[Any]) -> MemoryView | None:
+        raw, members = results
+        if raw is None and not members:
+            return None
+        view = MemoryView(keys={split_memory_member(m) for m in members})
+        if raw is not None:
+            stored = _split(raw)
+            view.context = codec.decode(stored.text)
+            view.context_version = stored.version
+            view.context_expires_at = stored.expires_at
+        return view
+
+    def apply(self, view: Any, event: Any) -> bool:
+        payload = event.payload
+        name = (payload.get("scope"), payload.get("component"))
+        if not all(isinstance(part, str) for part in name):
+            return False
+        memory = view.memory
+        if memory is None:
+            memory = view.memory = MemoryView()
+        if event.kind == "memory.delete":
+            memory.keys.discard(name)
+            if name == CONTEXT:
+                memory.context = memory.context_version = memory.context_expires_at = None
+            if not memory.keys:
+                view.memory = None  # as a fresh snapshot would have it
+            return True
+        memory.keys.add(name)
+        if name != CONTEXT:
+            return True
+        if "value" not in payload:
+            return False  # a large value: read it
+        ttl = payload.get("ttl")
+        memory.context = codec.untag(payload["value"])
+        memory.context_version = payload.get("version")
+        memory.context_expires_at = None if ttl is None else event.ts + ttl * 1000
+        return True
+
+
 class SessionMemory(MemoryStore):
     """The seed's Example 1: a user's session context, kept for an hour."""
 
@@ -155,7 +232,8 @@ class SessionMemory(MemoryStore):
 
     @staticmethod
     def context_key(user_id: str) -> MemoryKey:
-        return MemoryKey(scope="session", user_id=user_id, component="context")
+        scope, component = CONTEXT
+        return MemoryKey(scope=scope, user_id=user_id, component=component)
 
     async def save_user_context(self, user_id: str, context: dict[str, Any]) -> int:
         return await self.set(self.context_key(user_id), context, ttl=self.CONTEXT_TTL)

@@ -1,5 +1,5 @@
 -- MemoryStore.set: write one value, index it, announce it.
--- KEYS[3] value key: a string '<version> <updated ms> <value JSON>'
+-- KEYS[3] value key: a string '<version> <updated ms> <ttl s or -> <value JSON>'
 -- ARGV[3] value JSON, ARGV[4] event payload head '{"scope":…,"component":…' as JSON,
 -- ARGV[5] ttl seconds or '' (none), ARGV[6] expected version (absent: no check; 0: must not exist)
 -- The session's memory index (a set of value keys without the session prefix, so the dashboard
@@ -13,7 +13,8 @@ if expected then
   end
 end
 local seq, now = begin()
-local stored = seq .. ' ' .. string.format('%d', now) .. ' ' .. value
+local stored = seq .. ' ' .. string.format('%d', now) .. ' ' .. (ttl == '' and '-' or ttl) ..
+  ' ' .. value
 local previous
 if ttl == '' then
   previous = redis.call('SET', key, stored, 'GET')
