@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import statistics
 import sys
 import tempfile
@@ -24,10 +25,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from store import Connection, MemoryKey, MemoryStore
+from store import (
+    Connection,
+    ConversationMemory,
+    MemoryCache,
+    MemoryKey,
+    MemoryStore,
+    StatefulMemory,
+    TokenBudgetTracker,
+)
 from store.server import RedisServer, free_port
 
 REQUIREMENT = 1.15
+NAMESPACE = "memdash-bench"
 Op = Callable[[int], Awaitable[object]]
 
 
@@ -50,21 +60,63 @@ async def timed(op: Op, i: int) -> float:
 
 
 def cases(conn: Connection) -> list[Case]:
+    """Every store operation, each next to the one raw command closest to it in shape."""
     raw = conn.client
     memory = MemoryStore(conn)
     key = MemoryKey("session", "bench", "context")
-    raw_key = "memdash-bench:raw"
+    raw_key = f"{NAMESPACE}:raw"
     value = {"task": "refactor auth", "files": ["a.py", "b.py"], "step": 3, "notes": "x" * 64}
     text = '{"task":"refactor auth","files":["a.py","b.py"],"step":3,"notes":"' + "x" * 64 + '"}'
+
+    budget = TokenBudgetTracker("bench", 10**15, redis=conn)  # nothing is ever rejected
+    request_ids = itertools.count()  # every call a new request (a repeat would be a no-op)
+    raw_budget = f"{NAMESPACE}:raw-budget"
+
+    conversation = ConversationMemory("bench", redis=conn)
+    reader = ConversationMemory("bench", redis=conn)  # a dashboard paging what the agent wrote
+    message = {"role": "assistant", "content": text, "tokens": 42}
+    raw_list = f"{NAMESPACE}:raw-list"
+
+    caches = itertools.cycle(
+        [MemoryCache(f"bench-{n}", redis=conn, max_size=1000) for n in range(8)]
+    )
+    stats = {"hits": 123456, "misses": 2345, "sets": 34567, "deletes": 12, "evictions": 3456,
+             "size": 1000, "max_size": 1000, "updated": 1795000000123}  # fmt: skip
+    series = conn.session("bench-0").key("cache:series")
+
+    flow = StatefulMemory(
+        "bench-wf", transitions={"a": ["a", "b"], "b": ["a", "b"]}, initial="a", redis=conn
+    )
+    flow_data = {"task": "refactor auth", "step": 3}
+    flow_text = '{"task":"refactor auth","step":3}'
+    history = conn.session("bench-wf").key("wf:history")
+
     return [
-        Case(
-            "MemoryStore.set",
-            "SET",
-            lambda i: memory.set(key, value, ttl=3600),
-            lambda i: raw.set(raw_key, text, ex=3600),
-        ),
+        Case("MemoryStore.set", "SET", lambda i: memory.set(key, value, ttl=3600),
+             lambda i: raw.set(raw_key, text, ex=3600)),
         Case("MemoryStore.get", "GET", lambda i: memory.get(key), lambda i: raw.get(raw_key)),
-    ]
+        Case("TokenBudgetTracker.track_request", "INCRBY",
+             lambda i: budget.track_request(f"req-{next(request_ids)}", 1200),
+             lambda i: raw.incrby(raw_budget, 1200)),
+        Case("TokenBudgetTracker.get_remaining_budget", "HGET",
+             lambda i: budget.get_remaining_budget(),
+             lambda i: raw.hget(raw_budget + ":hash", "used")),
+        # append first: its warm-up fills the conversation that page reads
+        Case("ConversationMemory.append", "RPUSH", lambda i: conversation.append(message),
+             lambda i: raw.rpush(raw_list, text)),
+        Case("ConversationMemory.page(50)", "LRANGE", lambda i: reader.page(100, 50),
+             lambda i: raw.lrange(raw_list, 0, 49)),
+        Case("MemoryCache.flush_stats", "HSET", lambda i: next(caches).flush_stats(),
+             lambda i: raw.hset(f"{NAMESPACE}:raw-hash", mapping=stats)),
+        Case("MemoryCache.read_stats", "LRANGE",
+             lambda i: MemoryCache.read_stats("bench-0", redis=conn),
+             lambda i: raw.lrange(series, -120, -1)),
+        Case("StatefulMemory.transition", "SET",
+             lambda i: flow.transition("b" if i % 2 else "a", flow_data),
+             lambda i: raw.set(raw_key, flow_text)),
+        Case("StatefulMemory.history(20)", "LRANGE", lambda i: flow.history(limit=20),
+             lambda i: raw.lrange(history, 0, 19)),
+    ]  # fmt: skip
 
 
 async def sample(op: Op, count: int, callers: int, into: list[float]) -> None:
@@ -97,7 +149,7 @@ async def run(conn: Connection, n: int, rounds: int, callers: int) -> list[Case]
 
 def report(rows: list[Case], where: str) -> bool:
     print(f"\nstore_ops: median latency per call, {len(rows[0].samples)} calls each, {where}")
-    print(f"{'operation':<34} {'median µs':>10} {'baseline':<10} {'median µs':>10} {'ratio':>7}")
+    print(f"{'operation':<40} {'median µs':>10} {'baseline':<10} {'median µs':>10} {'ratio':>7}")
     ok = True
     for case in rows:
         ours = statistics.median(case.samples)
@@ -106,7 +158,7 @@ def report(rows: list[Case], where: str) -> bool:
         ok &= ratio <= REQUIREMENT
         verdict = "ok" if ratio <= REQUIREMENT else "OVER"
         print(
-            f"{case.name:<34} {ours:>10.1f} {case.baseline_name:<10} {base:>10.1f} "
+            f"{case.name:<40} {ours:>10.1f} {case.baseline_name:<10} {base:>10.1f} "
             f"{ratio:>6.2f}x {verdict}"
         )
     print(f"requirement: every ratio <= {REQUIREMENT}x -> {'met' if ok else 'NOT met'}")
@@ -121,7 +173,7 @@ async def amain(args: argparse.Namespace) -> bool:
         sock = directory / "redis.sock"
         server = RedisServer(directory=directory, port=free_port(), unixsocket=sock).start()
         url = server.url if args.transport == "unix" else f"redis://127.0.0.1:{server.port}/0"
-    conn = Connection(url, namespace="memdash-bench")  # touches nothing outside this namespace
+    conn = Connection(url, namespace=NAMESPACE)  # touches nothing outside this namespace
     try:
         where = f"{args.transport if server else conn.display_url}, redis {await _version(conn)}"
         ok = True

@@ -92,9 +92,16 @@ class _Clients:
         return script
 
     async def aclose(self) -> None:
-        clients = [self.fixed] if self.fixed is not None else list(self._by_loop.values())
-        self._by_loop.clear()
-        for client in clients:
+        """Close this loop's client; clients of other loops can only be closed on their loop,
+        and those of loops already closed are dropped."""
+        if self.fixed is not None:
+            await self.fixed.aclose()
+            return
+        loop = asyncio.get_running_loop()
+        for other in [other for other in self._by_loop if other.is_closed()]:
+            del self._by_loop[other]
+        client = self._by_loop.pop(loop, None)
+        if client is not None:
             await client.aclose()
 
 

@@ -26,10 +26,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .budget import BudgetSection, BudgetView
+from .cache import CacheSection, CacheView
 from .connection import Connection, resolve
+from .conversation import ConversationSection, ConversationView
 from .events import ChangeEvent, MalformedEvent, parse_event
 from .keys import SessionKeys
 from .memory import MemorySection, MemoryView
+from .workflow import WorkflowSection, WorkflowView
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +55,10 @@ class SessionView:
     last_activity: int = 0  # server ms of the latest event
     created: int | None = None
     memory: MemoryView | None = None
-    budget: Any = None
-    conversation: Any = None
-    cache: Any = None
-    workflow: Any = None
+    budget: BudgetView | None = None
+    conversation: ConversationView | None = None
+    cache: CacheView | None = None
+    workflow: WorkflowView | None = None
 
     @property
     def context(self) -> Any:
@@ -93,7 +97,13 @@ class Change:
 
 
 def _sections() -> list[Section]:
-    return [MemorySection()]
+    return [
+        MemorySection(),
+        BudgetSection(),
+        ConversationSection(),
+        CacheSection(),
+        WorkflowSection(),
+    ]
 
 
 async def read_sessions(

@@ -141,27 +141,67 @@ async def test_ten_thousand_sessions_load_in_pages(conn):
 
 WRITER = """
 import asyncio, os, random, sys
-from store import MemoryKey, MemoryStore, connect
+from store import (BudgetExceededError, ConversationMemory, InvalidTransitionError, MemoryCache,
+                   MemoryKey, MemoryStore, StatefulMemory, TokenBudgetTracker, connect)
+
+FLOW = {"planning": ["coding"], "coding": ["testing"], "testing": ["review", "coding"],
+        "review": ["done", "coding"], "done": ["planning"]}
 
 async def main(n, sessions):
-    store = MemoryStore(connect(namespace="test"))
+    conn = connect(namespace="test")
+    store = MemoryStore(conn)
     rng = random.Random(7)
+    parts = {}
+    for s in range(sessions):
+        sid = f"w{s}"
+        parts[sid] = (
+            TokenBudgetTracker(sid, 50_000, redis=conn),
+            ConversationMemory(sid, max_messages=20, redis=conn),
+            MemoryCache(sid, max_size=5, redis=conn),
+            StatefulMemory(sid, transitions=FLOW, initial="planning", redis=conn),
+        )
     done = 0
     while done < n:
-        session = f"w{rng.randrange(sessions)}"
-        key = MemoryKey(rng.choice(["session", "task"]), session, rng.choice(["context", "plan"]))
+        sid = f"w{rng.randrange(sessions)}"
+        budget, conversation, cache, flow = parts[sid]
+        op = rng.random()
         try:
-            if rng.random() < 0.2:
-                await store.delete(key)
+            if op < 0.25:
+                scope, name = rng.choice(["session", "task"]), rng.choice(["context", "plan"])
+                key = MemoryKey(scope, sid, name)
+                if rng.random() < 0.2:
+                    await store.delete(key)
+                else:
+                    size = rng.choice([10, 100, 5000])
+                    ttl = rng.choice([None, 600])
+                    await store.set(key, {"i": done, "pad": "x" * size}, ttl=ttl)
+            elif op < 0.45:
+                try:
+                    await budget.track_request(f"r{done}", rng.randrange(1, 3000), input_tokens=5)
+                except BudgetExceededError:
+                    pass
+            elif op < 0.7:
+                role = rng.choice(["user", "assistant"])
+                await conversation.add_message(role, f"m{done} [b]x[/b]")
+            elif op < 0.85:
+                for k in range(8):
+                    await cache.set(str(rng.randrange(8)), k)
+                    await cache.get(str(rng.randrange(8)))
+                await cache.flush_stats()
             else:
-                size = rng.choice([10, 100, 5000])
-                await store.set(key, {"i": done, "pad": "x" * size}, ttl=rng.choice([None, 600]))
+                await flow.load()
+                try:
+                    await flow.transition(rng.choice(list(FLOW)))
+                except InvalidTransitionError:
+                    pass
             done += 1
         except Exception as error:  # the server may be restarting: try again shortly
-            print("retry", type(error).__name__, file=sys.stderr, flush=True)
+            print("retry", type(error).__name__, error, file=sys.stderr, flush=True)
             await asyncio.sleep(0.05)
         if done == n // 2:
             print("half", flush=True)
+    for budget, conversation, cache, flow in parts.values():
+        await cache.aclose()
     print("done", flush=True)
 
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
@@ -212,6 +252,11 @@ async def test_a_writer_process_and_the_feed_end_equal(conn, redis_url):
         assert feed.sessions == await read_namespace(conn)
         assert seqs_in_order(changes)
         assert feed.dropped == 0
+        views = list(feed.sessions.values())
+        assert all(v.budget and v.conversation and v.cache and v.workflow for v in views)
+        assert any(v.budget.rejected for v in views)  # budgets ran out
+        assert any(v.conversation.trims for v in views)  # max_messages trimmed
+        assert any(v.memory and v.context is not None for v in views)
 
 
 @pytest.fixture
