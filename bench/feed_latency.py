@@ -231,7 +231,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rates", nargs="+", default=["1000", "max"])
-    parser.add_argument("--writers", type=int, default=3, help="writer processes for 'max'")
+    parser.add_argument("--writers", type=int, default=4, help="writer processes for 'max'")
     return 0 if asyncio.run(amain(parser.parse_args())) else 1
 
 
