@@ -46,11 +46,28 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from .app import MemdashApp
+
+    MemdashApp(args.redis, namespace=args.namespace, session=args.session).run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="memdash", description="Redis-backed memory for LLM agents, and a live dashboard."
+        prog="memdash",
+        description="Redis-backed memory for LLM agents, and a live dashboard. "
+        "With no command, opens the dashboard.",
     )
     parser.add_argument("--version", action="version", version=f"memdash {__version__}")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="the store (default: MEMDASH_REDIS_URL, else the embedded server)",
+    )
+    parser.add_argument("--namespace", metavar="NS", help="default: MEMDASH_NAMESPACE or memdash")
+    parser.add_argument("--session", metavar="ID", help="select this session at start")
+    parser.set_defaults(func=_dashboard)
     commands = parser.add_subparsers(dest="command")
     server = commands.add_parser(
         "server",
@@ -66,9 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     return args.func(args)
 
 
