@@ -26,6 +26,7 @@ URL_ENV = "MEMDASH_REDIS_URL"
 NAMESPACE_ENV = "MEMDASH_NAMESPACE"
 DEFAULT_NAMESPACE = "memdash"
 SCHEMES = ("redis", "rediss", "unix")
+MAX_CONNECTIONS = 64  # per process and event loop; more concurrent calls queue for one
 
 
 def resolve_namespace(namespace: str | None = None) -> str:
@@ -79,7 +80,11 @@ class _Clients:
             raise RuntimeError("memdash's Redis client is used from async code only") from None
         client = self._by_loop.get(loop)
         if client is None:
-            client = aioredis.from_url(self.url, decode_responses=True)
+            # A burst of concurrent calls waits for a free connection instead of failing.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=30
+            )
+            client = aioredis.Redis(connection_pool=pool)
             self._by_loop[loop] = client
         return client
 

@@ -133,7 +133,12 @@ async def read_sessions(
             int(created) if created is not None else None,
         )
         for section, count in zip(sections, section_counts, strict=True):
-            built = section.build(results[at : at + count])
+            try:
+                built = section.build(results[at : at + count])
+            except (ValueError, TypeError, KeyError, IndexError) as error:
+                # Data written by something else: show the rest of the session, not crash.
+                log.warning("unreadable %s of session %r: %s", section.name, session, error)
+                built = None
             at += count
             if built is not None:
                 setattr(view, section.name, built)
@@ -254,8 +259,13 @@ class Feed:
                 return
 
     async def _follow(self, pubsub: aioredis.client.PubSub) -> None:
+        task = asyncio.current_task()
         while True:
             message = await pubsub.get_message(timeout=1.0)
+            if task is not None and task.cancelling():
+                # get_message's read timeout can swallow a cancellation that lands as it
+                # expires (asyncio.timeout on 3.11): honour it here, or close() waits forever.
+                raise asyncio.CancelledError
             if message is None or message["type"] != "message":
                 continue
             await self._handle(message["data"])

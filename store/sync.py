@@ -77,11 +77,14 @@ class Channels:
 
     async def _listen(self) -> None:
         backoff = 0.05
+        task = asyncio.current_task()
         while self._callbacks:
             try:
                 assert self._pubsub is not None
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.05
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError  # a cancel swallowed by the read timeout
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 log.warning("sync listener lost Redis (%s); resubscribing", error)
                 while self._callbacks and not await self._resubscribe():

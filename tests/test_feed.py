@@ -302,3 +302,16 @@ async def test_redis_killed_and_restarted_mid_stream(durable_server):
             assert feed.reconnects >= 1
     finally:
         await conn.aclose()
+
+
+async def test_unreadable_stored_data_does_not_stop_the_feed(conn):
+    store = MemoryStore(conn)
+    await store.set(context("s"), "fine")
+    await conn.client.rpush(conn.session("s").key("conversation"), "not json {")
+    await conn.client.hset(conn.session("s").key("budget"), "used", "many")
+    async with Feed(conn) as feed:
+        view = feed.sessions["s"]
+        assert view.context == "fine"
+        assert view.conversation is None and view.budget is None
+        await store.set(context("s"), "still live")
+        await eventually(lambda: feed.sessions["s"].context == "still live")
