@@ -1,14 +1,485 @@
-"""#budget pane (to be completed)."""
+"""#budget pane: how much of the selected session's token budget is gone, how fast it burns, and
+when it runs out at that pace.
+
+Also home of the two small drawing widgets the #cache pane shares: :class:`Gauge` (a one-line
+bar with a label) and :class:`Spark` (a sparkline on a fixed scale, newest at the right).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import NamedTuple, cast
+
 from rich.text import Text
+from textual.app import App, ComposeResult, RenderResult
+from textual.color import Color
+from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Static
 
 from store import SessionView
+from store.budget import BudgetView
+
+from ..text import clean as clean_text
+from .base import Pane
+
+GREEN_BELOW = 70.0
+"""Percent used under which the gauge is green; yellow under YELLOW_BELOW, red from there."""
+YELLOW_BELOW = 90.0
+BURN_MINUTES = 5
+"""The burn rate is tokens per minute over this many minutes, the current one included."""
+SPARK_MINUTES = (60, 30)
+"""The sparkline shows the longest of these windows that gets a column per minute."""
+TICK_SECONDS = 5.0
+"""How often the pane re-reads the app clock so the sparkline and burn rate move on when the
+session goes quiet (the app only calls ``show`` on changes); work happens once per minute."""
+
+MUTED = "dim"
+
+def clean(value: object, limit: int = 120) -> str:
+    """``value`` as one displayable line (see ``tui.text``), cropped to ``limit`` characters."""
+    return clean_text(value, limit)
 
 
-class BudgetPane(Static):
+def literal(value: object, style: str = "", limit: int = 120) -> Text:
+    """Untrusted text as typed (markup and escapes are just characters), one cropped line."""
+    return Text(clean(value, limit), style=style, no_wrap=True, overflow="ellipsis", end="")
+
+
+def line(*parts: str | tuple[str, str] | Text) -> Text:
+    """One line of trusted pieces; cropped with an ellipsis when the pane is too narrow."""
+    return Text.assemble(*parts, no_wrap=True, overflow="ellipsis", end="")
+
+
+def first_fitting(width: int, *candidates: Text) -> Text:
+    """The first (fullest) wording that fits ``width`` cells; else the last (shortest)."""
+    for text in candidates:
+        if text.cell_len <= width:
+            return text
+    return candidates[-1]
+
+
+def number(value: int | float) -> str:
+    return f"{value:,.0f}"
+
+
+def counted(value: int, one: str, many: str) -> str:
+    """' request' / ' requests' after a count."""
+    return one if value == 1 else many
+
+
+def rate_text(rate: float) -> str:
+    """Tokens per minute: whole numbers, one decimal when small so a trickle is not '0'."""
+    return f"{rate:,.1f}" if 0 < rate < 10 else f"{rate:,.0f}"
+
+
+def percent_text(percent: float) -> str:
+    """Rounded down, so 69.99 % reads 69.9 % (green, as drawn) and 99.99 % is not '100.0 %'."""
+    if percent < 100:
+        return f"{math.floor(percent * 10) / 10:.1f} %"
+    return f"{math.floor(percent):,} %"
+
+
+def humanize(duration: timedelta | None) -> str:
+    """Time to exhaustion, roughly: '~12 min', '~3 h', '~4 d'; '—' when nothing burns."""
+    if duration is None:
+        return "—"
+    minutes = duration.total_seconds() / 60
+    if minutes < 1:
+        return "< 1 min"
+    if minutes < 90:
+        return f"~{round(minutes)} min"
+    hours = minutes / 60
+    if hours < 48:
+        return f"~{round(hours)} h"
+    days = hours / 24
+    if days < 1000:
+        return f"~{round(days):,} d"
+    return "> 1,000 d"
+
+
+class Palette(NamedTuple):
+    """Colours from the app's theme (Rich colour names, #rrggbb), so the panes follow it."""
+
+    ok: str = "green"
+    warn: str = "yellow"
+    bad: str = "red"
+    accent: str = "cyan"
+    track: str = "grey30"
+
+
+_PALETTE_SOURCES = Palette("success", "warning", "error", "primary", "panel-lighten-1")
+_palettes: dict[str, Palette] = {}
+
+
+def palette(app: App[object]) -> Palette:
+    """The current theme's palette (cached per theme; read from the Theme itself, which is
+    current as soon as ``app.theme`` changes, unlike ``app.theme_variables``)."""
+    theme = app.current_theme
+    found = _palettes.get(theme.name)
+    if found is None:
+        variables = theme.to_color_system().generate()
+        colours = []
+        for key, fallback in zip(_PALETTE_SOURCES, Palette(), strict=True):
+            try:
+                colours.append(Color.parse(variables[key]).hex6)
+            except (KeyError, ValueError, TypeError):
+                colours.append(fallback)
+        found = _palettes[theme.name] = Palette(*colours)
+    return found
+
+
+def threshold_colour(percent: float, colours: Palette) -> str:
+    """Green under 70 % used, yellow under 90 %, red from 90 %."""
+    if percent < GREEN_BELOW:
+        return colours.ok
+    if percent < YELLOW_BELOW:
+        return colours.warn
+    return colours.bad
+
+
+def axis(width: int, left: str, middle: str, right: str, start: int = 0) -> Text:
+    """The line under a sparkline: ``left`` at column ``start`` (where the data begins),
+    ``middle`` centred in what is left, ``right`` at the right edge; ``middle`` (then the
+    indent) give way when the width is short."""
+    if start + len(left) + len(middle) + len(right) + 2 > width:
+        middle = ""
+    if start + len(left) + len(middle) + len(right) + 2 > width:
+        start = 0
+    gap = max(width - start - len(left) - len(middle) - len(right), 1)
+    before = gap // 2 if middle else gap
+    return Text.assemble(
+        " " * start, left, " " * before, middle, " " * (gap - before), right,
+        style=MUTED, no_wrap=True, overflow="ellipsis", end="",
+    )  # fmt: skip
+
+
+# -- drawing widgets ----------------------------------------------------------------------------
+
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+class Gauge(Widget):
+    """A one-line bar filled to ``fraction`` (0..1) in ``style``, then ``label`` at the right."""
+
+    DEFAULT_CSS = """
+    Gauge {
+        height: 1;
+    }
+    """
+
+    def __init__(self, **kwargs: str | None) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._state: tuple[float | None, str, str, str] = (None, "", "", "")
+
+    @property
+    def state(self) -> tuple[float | None, str, str, str]:
+        """(fraction, bar style, label, label style) as last set."""
+        return self._state
+
+    def set(self, fraction: float | None, style: str, label: str, label_style: str = "") -> None:
+        """``fraction`` None draws an empty track (nothing to measure against)."""
+        state = (fraction, style, label, label_style or style)
+        if state != self._state:
+            self._state = state
+            self.refresh()
+
+    def render(self) -> RenderResult:
+        fraction, style, label, label_style = self._state
+        track = palette(self.app).track
+        label = f" {label}" if label else ""
+        width = max(self.size.width - len(label), 0)
+        filled = 0.0 if fraction is None else min(max(fraction, 0.0), 1.0) * width
+        full = int(filled)
+        part = int((filled - full) * 8)
+        bar = Text("█" * full, style=style, no_wrap=True, end="")
+        if full < width:
+            if part:
+                bar.append(_EIGHTHS[part], f"{style} on {track}")
+                full += 1
+            bar.append(" " * (width - full), f"on {track}")
+        bar.append(label, label_style)
+        return bar
+
+
+class Spark(Widget):
+    """A sparkline of non-negative values on a fixed scale, the newest at the right.
+
+    Unlike Textual's ``Sparkline`` it keeps 0 at the bottom (a steady burn is not drawn as a
+    flat line of nothing, a 95 % hit ratio is not drawn as 0), shows None as a gap, and can
+    stretch a short series over the width (``stretch``) or leave the left blank (history not
+    there yet).
+    """
+
+    DEFAULT_CSS = """
+    Spark {
+        height: 2;
+    }
+    """
+
+    def __init__(self, *, stretch: bool = True, **kwargs: str) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.stretch = stretch
+        self.bar_style = ""  # default: the theme's accent colour
+        self._data: tuple[float | None, ...] = ()
+        self._top = 1.0
+
+    @property
+    def data(self) -> tuple[float | None, ...]:
+        return self._data
+
+    def set(self, data: Sequence[float | None], top: float | None = None) -> None:
+        """Draw ``data`` scaled to ``top`` (default: its maximum; 0 stays at the bottom)."""
+        data = tuple(data)
+        if top is None:
+            top = max((v for v in data if v is not None), default=0.0)
+        top = top if top > 0 else 1.0
+        if (data, top) != (self._data, self._top):
+            self._data, self._top = data, top
+            self.refresh()
+
+    def columns(self, width: int) -> list[float | None]:
+        """The value drawn in each of ``width`` columns, left to right."""
+        data = self._data[-width:] if width > 0 else ()
+        if not data:
+            return [None] * width
+        if not self.stretch or len(data) >= width:
+            return [None] * (width - len(data)) + list(data)
+        n = len(data)
+        return [data[c * n // width] for c in range(width)]
+
+    def render(self) -> RenderResult:
+        width, height = self.size.width, max(self.size.height, 1)
+        colours = palette(self.app)
+        bar_style = self.bar_style or colours.accent
+        levels = 8 * height
+        heights = [
+            None if v is None else (0 if v <= 0 else max(1, math.ceil(v / self._top * levels)))
+            for v in self.columns(width)
+        ]
+        text = Text(no_wrap=True, end="")
+        for row in reversed(range(height)):
+            for level in heights:
+                if level is None:
+                    text.append(" ")
+                elif level == 0:
+                    text.append("▁" if row == 0 else " ", colours.track)
+                else:
+                    text.append(_BARS[min(max(level - 8 * row, 0), 8)], bar_style)
+            if row:
+                text.append("\n")
+        return text
+
+
+class Row(Static):
+    """A Static that skips an update with the text it already shows (the common case: one
+    figure of a pane changes, the other rows rebuild the same Text)."""
+
+    def set(self, text: Text, *, layout: bool = False) -> None:
+        """``layout=False``: the row's height does not depend on the text (a 1-line row)."""
+        if text != self.content:
+            self.update(text, layout=layout)
+
+
+# -- the pane -----------------------------------------------------------------------------------
+
+
+class BudgetPane(Pane, Vertical):
+    """Used/limit gauge, what is left, burn rate and time to exhaustion, tokens per minute, the
+    input/output/cache breakdown (when reported), requests and rejections."""
+
+    DEFAULT_CSS = """
+    BudgetPane > Static {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    BudgetPane > .row {
+        height: 1;
+    }
+    BudgetPane > #budget-breakdown {
+        height: auto;
+        max-height: 2;
+    }
+    BudgetPane > #budget-empty {
+        display: none;
+        color: $text-muted;
+    }
+    BudgetPane.-empty > .data {
+        display: none;
+    }
+    BudgetPane.-empty > #budget-empty {
+        display: block;
+    }
+    """
+
+    def __init__(self, **kwargs: str | None) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.border_title = "budget"
+        self._view: SessionView | None = None
+        self._key: tuple[object, ...] | None = None
+        self._now_ms = 0
+        self._parts: dict[str | None, Widget] = {}
+        self.renders = 0  # how many shows did work (the rest were unchanged)
+
+    def compose(self) -> ComposeResult:
+        # kept by id: show() updates them in place without a DOM query each time
+        self._parts = {
+            part.id: part
+            for part in (
+                Gauge(id="budget-gauge", classes="data"),
+                Row(id="budget-used", classes="data row"),
+                Row(id="budget-burn", classes="data row"),
+                Spark(id="budget-spark", classes="data"),
+                Row(id="budget-axis", classes="data row"),
+                Row(id="budget-breakdown", classes="data"),
+                Row(id="budget-counts", classes="data row"),
+                Row(id="budget-model", classes="data row"),
+                Row(id="budget-empty", classes="row"),
+            )
+        }
+        yield from self._parts.values()
+
+    def on_mount(self) -> None:
+        self.add_class("-empty")
+        self._row("budget-empty").set(Text("no session selected", style=MUTED), layout=True)
+        self.set_interval(TICK_SECONDS, self._tick, name="budget-tick")
+        self.watch(self.app, "theme", self._redraw, init=False)
+
+    def _redraw(self) -> None:
+        self._key = None
+        if self._view is not None:
+            self.show(self._view, self._now_ms)
+
+    def on_resize(self) -> None:
+        self._redraw()  # the sparkline window depends on the width
+
+    def _tick(self) -> None:
+        now_ms = getattr(self.app, "now_ms", None)
+        if self._view is not None and callable(now_ms):
+            self.show(self._view, now_ms())
+
     def show(self, view: SessionView | None, now_ms: int) -> None:
-        part = getattr(view, "budget", None) if view is not None else None
-        self.update(Text(repr(part)))
+        self._view, self._now_ms = view, now_ms
+        budget = view.budget if view is not None else None
+        minute = now_ms // 60000
+        if budget is None:
+            key: tuple[object, ...] = (view is None,)
+        else:
+            key = (
+                id(budget),
+                budget.used,
+                budget.limit,
+                budget.rejected,
+                budget.requests,
+                budget.model,
+                *budget.totals.values(),
+                len(budget.minutes),
+                minute,
+            )
+        if key == self._key:
+            return
+        self._key = key
+        self.renders += 1
+        if budget is None:
+            self.add_class("-empty")
+            message = "no session selected" if view is None else "no budget for this session"
+            self._row("budget-empty").set(Text(message, style=MUTED), layout=True)
+            return
+        self.remove_class("-empty")
+        self._show_budget(budget, now_ms)
+
+    def _show_budget(self, budget: BudgetView, now_ms: int) -> None:
+        colours = palette(self.app)
+        bad = f"bold {colours.bad}"
+        limit = budget.limit if budget.limit is not None and budget.limit > 0 else None
+        used = budget.used
+        gauge = cast(Gauge, self._parts["budget-gauge"])
+        if limit is None:
+            gauge.set(None, MUTED, "no limit", MUTED)
+            summary = line((number(used), "bold"), " used · ", ("no limit recorded", MUTED))
+        else:
+            percent = used * 100 / limit
+            style = threshold_colour(percent, colours)
+            if used > limit:
+                over = f"bold reverse {colours.bad}"
+                gauge.set(1.0, colours.bad, f"{percent_text(percent)} OVER", over)
+                tail: tuple[str, str] = (f"over by {number(used - limit)}", over)
+            else:
+                gauge.set(used / limit, style, percent_text(percent), style)
+                tail = (f"{number(limit - used)} left", "bold")
+            summary = line((number(used), "bold"), " / ", number(limit), " used · ", tail)
+        self._row("budget-used").set(summary)
+
+        rate = budget.burn_rate(now_ms, BURN_MINUTES)
+        if limit is not None and used >= limit:
+            eta: tuple[str, str] = ("budget exhausted", bad)
+        else:
+            eta = (f"empty in {humanize(budget.time_to_exhaustion(now_ms, BURN_MINUTES))}", "bold")
+        width = self.content_size.width
+        rate_part = (rate_text(rate), "bold")
+        short_eta = (eta[0].replace("empty in ", "empty "), eta[1])
+        burn = first_fitting(
+            width,
+            line("burn ", rate_part, f" tok/min ({BURN_MINUTES} min) · ", eta),
+            line("burn ", rate_part, " tok/min · ", eta),
+            line("burn ", rate_part, "/min · ", eta),
+            line(rate_part, "/min · ", short_eta),
+        )
+        self._row("budget-burn").set(burn)
+
+        spark = cast(Spark, self._parts["budget-spark"])
+        window = next((m for m in SPARK_MINUTES if m <= width), SPARK_MINUTES[-1])
+        current = now_ms // 60000
+        series = [budget.minutes.get(m, 0) for m in range(current - window + 1, current + 1)]
+        spark.set(series)
+        self._row("budget-axis").set(self._axis(width, window, max(series)))
+
+        breakdown = self._row("budget-breakdown")
+        parts = self._breakdown(budget.totals)
+        breakdown.display = bool(parts)
+        if parts:
+            breakdown.set(Text("\n", end="").join(parts), layout=True)
+
+        counts = line(
+            (number(budget.requests), "bold"),
+            counted(budget.requests, " request", " requests"),
+            " · ",
+            (number(budget.rejected), bad if budget.rejected else "bold"),
+            (" rejected", bad if budget.rejected else ""),
+        )
+        self._row("budget-counts").set(counts)
+
+        model = self._row("budget-model")
+        model.display = budget.model is not None
+        if budget.model is not None:
+            model.set(line(("model ", MUTED), literal(budget.model)))
+
+    def _row(self, name: str) -> Row:
+        return cast(Row, self._parts[name])
+
+    @staticmethod
+    def _axis(width: int, window: int, peak: int) -> Text:
+        middle = f"peak {number(peak)}/min" if peak else f"no tokens in {window} min"
+        return axis(width, f"-{window} min", middle, "now")
+
+    @staticmethod
+    def _breakdown(totals: dict[str, int]) -> list[Text]:
+        """Only what was reported: a line for input/output, one for the prompt cache."""
+        parts: list[Text] = []
+        sent, received = totals.get("input_tokens", 0), totals.get("output_tokens", 0)
+        if sent or received:
+            parts.append(
+                line(("input ", MUTED), number(sent), (" · output ", MUTED), number(received))
+            )
+        wrote = totals.get("cache_creation_input_tokens", 0)
+        read = totals.get("cache_read_input_tokens", 0)
+        if wrote or read:
+            parts.append(
+                line(
+                    ("cache write ", MUTED), number(wrote), (" · cache read ", MUTED), number(read)
+                )
+            )
+        return parts

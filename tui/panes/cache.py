@@ -1,14 +1,207 @@
-"""#cache pane (to be completed)."""
+"""#cache pane: how well the selected session's cache serves (hits, misses, hit ratio), how full
+it is (size / max size, evictions), and the hit ratio of each recent flush as a sparkline."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from rich.text import Text
-from textual.widgets import Static
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widget import Widget
 
 from store import SessionView
+from store.cache import CacheView
+
+from .base import Pane
+from .budget import (
+    MUTED,
+    Gauge,
+    Row,
+    Spark,
+    axis,
+    counted,
+    first_fitting,
+    line,
+    number,
+    palette,
+    percent_text,
+)
 
 
-class CachePane(Static):
+def hit_ratio(hits: int, misses: int) -> float | None:
+    """Hits per lookup; None before the first lookup (a ratio of nothing is not 0 %)."""
+    lookups = hits + misses
+    return hits / lookups if lookups > 0 else None
+
+
+def span_text(ms: int) -> str:
+    """A duration in ms, roughly: '45 s', '12 min', '3 h'."""
+    seconds = max(ms, 0) / 1000
+    if seconds < 1:
+        return "< 1 s"
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    hours = seconds / 3600
+    return f"{round(hours)} h" if hours < 48 else f"{round(hours / 24):,} d"
+
+
+class CachePane(Pane, Vertical):
+    """Hit ratio gauge, hits/misses, size/max size and evictions, and a hit-ratio sparkline."""
+
+    DEFAULT_CSS = """
+    CachePane > Static {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    CachePane > .row {
+        height: 1;
+    }
+    CachePane > Spark {
+        height: 1fr;
+        max-height: 4;
+    }
+    CachePane > #cache-empty {
+        display: none;
+        color: $text-muted;
+    }
+    CachePane.-empty > .data {
+        display: none;
+    }
+    CachePane.-empty > #cache-empty {
+        display: block;
+    }
+    """
+
+    def __init__(self, **kwargs: str | None) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.border_title = "cache"
+        self._view: SessionView | None = None
+        self._key: tuple[object, ...] | None = None
+        self._now_ms = 0
+        self._parts: dict[str | None, Widget] = {}
+        self.renders = 0  # how many shows did work (the rest were unchanged)
+
+    def compose(self) -> ComposeResult:
+        # kept by id: show() updates them in place without a DOM query each time
+        self._parts = {
+            part.id: part
+            for part in (
+                Gauge(id="cache-gauge", classes="data"),
+                Row(id="cache-lookups", classes="data row"),
+                Row(id="cache-size", classes="data row"),
+                Row(id="cache-writes", classes="data row"),
+                Spark(id="cache-spark", classes="data", stretch=False),
+                Row(id="cache-axis", classes="data row"),
+                Row(id="cache-empty", classes="row"),
+            )
+        }
+        yield from self._parts.values()
+
+    def on_mount(self) -> None:
+        self.add_class("-empty")
+        self._row("cache-empty").set(Text("no session selected", style=MUTED), layout=True)
+        self.watch(self.app, "theme", self._redraw, init=False)
+
+    def on_resize(self) -> None:
+        self._redraw()  # how many samples fit depends on the width
+
+    def _redraw(self) -> None:
+        self._key = None
+        if self._view is not None:
+            self.show(self._view, self._now_ms)
+
     def show(self, view: SessionView | None, now_ms: int) -> None:
-        part = getattr(view, "cache", None) if view is not None else None
-        self.update(Text(repr(part)))
+        self._view, self._now_ms = view, now_ms
+        cache = view.cache if view is not None else None
+        if cache is None:
+            key: tuple[object, ...] = (view is None,)
+        else:
+            # a flush replaces the CacheView and appends to its series (in place)
+            series = cache.series
+            key = (id(cache), cache.stats, cache.updated, len(series), series[-1:])
+        if key == self._key:
+            return
+        self._key = key
+        self.renders += 1
+        if cache is None:
+            self.add_class("-empty")
+            message = "no session selected" if view is None else "no cache stats yet"
+            self._row("cache-empty").set(Text(message, style=MUTED), layout=True)
+            return
+        self.remove_class("-empty")
+        self._show_cache(cache)
+
+    def _show_cache(self, cache: CacheView) -> None:
+        stats = cache.stats
+        colours = palette(self.app)
+        ratio = hit_ratio(stats.hits, stats.misses)
+        gauge = cast(Gauge, self._parts["cache-gauge"])
+        if ratio is None:
+            gauge.set(None, MUTED, "— hit ratio", MUTED)
+        else:
+            gauge.set(ratio, colours.accent, f"{ratio * 100:.1f} % hit", "bold")
+
+        total = stats.hits + stats.misses
+        lookups = line(
+            (number(stats.hits), "bold"),
+            counted(stats.hits, " hit · ", " hits · "),
+            (number(stats.misses), "bold"),
+            counted(stats.misses, " miss · ", " misses · "),
+            (number(total), MUTED),
+            (counted(total, " lookup", " lookups"), MUTED),
+        )
+        self._row("cache-lookups").set(lookups)
+
+        if stats.max_size:
+            full = stats.size >= stats.max_size
+            size = line(
+                "size ",
+                (number(stats.size), f"bold {colours.warn}" if full else "bold"),
+                " / ",
+                number(stats.max_size),
+                (f" ({percent_text(stats.size * 100 / stats.max_size)})", MUTED),
+            )
+        else:
+            size = line("size ", (number(stats.size), "bold"), (" (no max size)", MUTED))
+        size.append_text(
+            line(
+                " · ",
+                (number(stats.evictions), f"bold {colours.warn}" if stats.evictions else "bold"),
+                counted(stats.evictions, " eviction", " evictions"),
+            )
+        )
+        self._row("cache-size").set(size)
+
+        writes = line(
+            (number(stats.sets), MUTED), (counted(stats.sets, " set · ", " sets · "), MUTED),
+            (number(stats.deletes), MUTED), (counted(stats.deletes, " delete", " deletes"), MUTED),
+        )  # fmt: skip
+        self._row("cache-writes").set(writes)
+
+        spark = cast(Spark, self._parts["cache-spark"])
+        width = self.content_size.width  # the spark's: it may be hidden (size 0) right now
+        ratios = cache.hit_ratios()[-width:] if width > 0 else []
+        spark.set(ratios, top=1.0)
+        self._row("cache-axis").set(self._axis(cache, len(ratios), width))
+
+    def _row(self, name: str) -> Row:
+        return cast(Row, self._parts[name])
+
+    @staticmethod
+    def _axis(cache: CacheView, shown: int, width: int) -> Text:
+        """Under the sparkline: what it shows and how far back it reaches (flushes are not
+        evenly spaced: a busy cache flushes 4 times a second, an idle one not at all)."""
+        if shown == 0:
+            return line(("hit ratio: needs 2 flushes", MUTED))
+        series = cache.series
+        span = span_text(series[-1].ts - series[-shown - 1].ts)
+        flushes = counted(shown, "flush", "flushes")
+        return first_fitting(
+            width,
+            axis(width, f"hit ratio of {shown} {flushes} over {span}", "", "latest"),
+            axis(width, f"hit ratio, {shown} {flushes}, {span}", "", "latest"),
+            axis(width, f"hit ratio, {span}", "", "latest"),
+        )
