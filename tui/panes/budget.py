@@ -38,6 +38,7 @@ session goes quiet (the app only calls ``show`` on changes); work happens once p
 
 MUTED = "dim"
 
+
 def clean(value: object, limit: int = 120) -> str:
     """``value`` as one displayable line (see ``tui.text``), cropped to ``limit`` characters."""
     return clean_text(value, limit)

@@ -96,6 +96,7 @@ STYLE_NOTE = "dim"
 
 # -- untrusted text ----------------------------------------------------------------------------
 
+
 def clean(value: object, limit: int = MAX_NAME) -> str:
     """Printable one-line text (see ``tui.text``): at most ``limit`` characters, then …."""
     text = value if isinstance(value, str) else str(value)
