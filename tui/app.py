@@ -10,15 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
-from textual.app import App, ComposeResult
+from redis.exceptions import RedisError
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import Footer
 
-from store import Connection, Feed, SessionView
+from store import (
+    Connection,
+    Feed,
+    InvalidTransitionError,
+    MemoryKey,
+    MemoryStore,
+    SessionView,
+    StatefulMemory,
+    TokenBudgetTracker,
+    VersionConflictError,
+)
 from store.connection import resolve
 
 from .model import DashboardModel
@@ -27,10 +41,14 @@ from .panes.cache import CachePane
 from .panes.history import HistoryPane
 from .panes.sessions import SessionsPane
 from .panes.workflow import WorkflowPane
+from .screens.context_editor import ContextEditor
 from .screens.help import HelpScreen
+from .screens.pickers import NumberPrompt, StatePicker, TextPrompt
 from .status import Banner, StatusBar
 
 MAX_REPAINTS_PER_SECOND = 30
+BUSY_EVENTS_PER_SECOND = 2_000  # above this many events a second…
+BUSY_REPAINTS_PER_SECOND = 6  # …repaint at most this often
 
 
 class MemdashApp(App[None]):
@@ -38,13 +56,18 @@ class MemdashApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "memdash"
+    AUTO_FOCUS = "#sessions-table"  # keys go to the app's bindings, not a text box
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("/", "filter", "Filter"),
         Binding("question_mark", "help", "Keys", key_display="?"),
-        Binding("s", "focus('sessions-table')", "Sessions", show=False),
-        Binding("h", "focus('history')", "History", show=False),
-        Binding("w", "focus('workflow')", "Workflow", show=False),
+        Binding("t", "step_workflow", "Step"),
+        Binding("e", "edit_context", "Edit context"),
+        Binding("l", "set_limit", "Limit"),
+        Binding("F", "force_state", "Force state", show=False),
+        Binding("R", "reset_budget", "Reset budget", show=False),
+        Binding("s", "focus('sessions-table')", "Focus sessions", show=False),
+        Binding("h", "focus('history')", "Focus history", show=False),
     ]
 
     def __init__(
@@ -64,6 +87,8 @@ class MemdashApp(App[None]):
         self.repaint_hz = min(repaint_hz, MAX_REPAINTS_PER_SECOND)
         self.url = "…"
         self.repaints = 0
+        self._painted_at = 0.0
+        self._painted_events = 0
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -87,8 +112,11 @@ class MemdashApp(App[None]):
         # Resolving the default store may start the embedded server: not on the UI's loop.
         self.url = await asyncio.to_thread(lambda: self.conn.display_url)
         self.feed.start()
-        async for change in self.feed:
-            self.model.note(change)
+        try:
+            async for change in self.feed:
+                self.model.note(change)
+        finally:
+            await self.feed.close()
 
     async def on_unmount(self) -> None:
         await self.feed.close()
@@ -99,6 +127,10 @@ class MemdashApp(App[None]):
         return int(self.clock() * 1000)
 
     def _repaint(self) -> None:
+        if not self.is_running:  # shutting down: widgets are pruned before the timers stop
+            return
+        if self._busy_skip():
+            return
         now = self.clock()
         self.query_one(StatusBar).show(
             self.url,
@@ -117,6 +149,18 @@ class MemdashApp(App[None]):
         self.query_one(SessionsPane).sync(self.feed.sessions, changed, everything, now_ms)
         if selected_changed:
             self.show_selected(now_ms)
+
+    def _busy_skip(self) -> bool:
+        """Under a flood of events, repaint less often: a frame of this screen costs more than
+        the 33 ms a 30 Hz budget allows, and the time is better spent keeping up with the feed.
+        """
+        tick = time.monotonic()
+        elapsed = tick - self._painted_at
+        events = self.model.events - self._painted_events
+        if elapsed < 1 / BUSY_REPAINTS_PER_SECOND and events > BUSY_EVENTS_PER_SECOND * elapsed:
+            return True
+        self._painted_at, self._painted_events = tick, self.model.events
+        return False
 
     def show_selected(self, now_ms: int | None = None) -> None:
         now_ms = self.now_ms() if now_ms is None else now_ms
@@ -143,3 +187,139 @@ class MemdashApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Every action, by name, in the command palette (ctrl+p)."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Filter sessions", "Show sessions whose id contains…", self.action_filter
+        )
+        yield SystemCommand("Keys", "Show every key binding", self.action_help)
+        yield SystemCommand(
+            "Step workflow",
+            "Move the selected session to a valid next state",
+            self.action_step_workflow,
+        )
+        yield SystemCommand(
+            "Force workflow state", "Move to any state, recorded as forced", self.action_force_state
+        )
+        yield SystemCommand(
+            "Edit context", "Edit the selected session's context (JSON)", self.action_edit_context
+        )
+        yield SystemCommand("Set budget limit", "Change the token limit", self.action_set_limit)
+        yield SystemCommand(
+            "Reset budget", "Zero the usage, keep the limit", self.action_reset_budget
+        )
+        yield SystemCommand(
+            "Focus sessions", "Move the cursor to the sessions", self._focus_sessions
+        )
+        yield SystemCommand("Focus history", "Scroll the conversation", self._focus_history)
+
+    def _focus_sessions(self) -> None:
+        self.action_focus("sessions-table")
+
+    def _focus_history(self) -> None:
+        self.action_focus("history")
+
+    # -- operator actions: every edit goes through the store API, in a worker ----------------
+
+    def _selected_or_warn(self) -> str | None:
+        if self.model.selected is None:
+            self.notify("select a session first", severity="warning")
+        return self.model.selected
+
+    async def _attempt(self, what: str, operation: Awaitable[object]) -> bool:
+        """Run one store call; a refusal or an outage is told, never raised into the UI."""
+        try:
+            await operation
+        except (ValueError, LookupError, VersionConflictError, InvalidTransitionError) as error:
+            self.notify(f"{what}: {error}", severity="warning", markup=False)
+            return False
+        except (RedisError, OSError) as error:
+            self.notify(
+                f"{what}: the store is unreachable ({error})", severity="error", markup=False
+            )
+            return False
+        return True
+
+    @work(group="edit")
+    async def action_step_workflow(self) -> None:
+        await self._move_workflow(force=False)
+
+    @work(group="edit")
+    async def action_force_state(self) -> None:
+        await self._move_workflow(force=True)
+
+    async def _move_workflow(self, *, force: bool) -> None:
+        session = self._selected_or_warn()
+        if session is None:
+            return
+        try:
+            machine = await StatefulMemory.open(session, redis=self.conn)
+        except LookupError:
+            self.notify("this session has no workflow", severity="warning")
+            return
+        except RedisError as error:
+            self.notify(f"the store is unreachable ({error})", severity="error", markup=False)
+            return
+        if force:
+            choices = [state for state in machine.states if state != machine.current_state]
+            title = f"force {session}'s workflow from {machine.current_state} to…"
+        else:
+            choices = list(machine.next_states())
+            title = f"move {session}'s workflow from {machine.current_state} to…"
+        state = await self.push_screen_wait(StatePicker(title, choices))
+        if state is None:
+            return
+        if force:
+            reason = await self.push_screen_wait(TextPrompt("why? (recorded with the move)"))
+            if reason is None:
+                return
+            await self._attempt("force", machine.force_state(state, reason, actor="operator"))
+        else:
+            await self._attempt("move", machine.transition(state, actor="operator"))
+
+    @work(group="edit")
+    async def action_edit_context(self) -> None:
+        session = self._selected_or_warn()
+        if session is None:
+            return
+        store = MemoryStore(self.conn)
+        key = MemoryKey("session", session, "context")
+        try:
+            entry = await store.get_entry(key)
+        except RedisError as error:
+            self.notify(f"the store is unreachable ({error})", severity="error", markup=False)
+            return
+        value, version = (entry.value, entry.version) if entry else ({}, None)
+        edited = await self.push_screen_wait(ContextEditor(session, value, version))
+        if edited is ContextEditor.CANCELLED:
+            return
+        ttl = entry.ttl if entry else None
+        if await self._attempt(
+            "save", store.set(key, edited, ttl=ttl, expected_version=version or 0)
+        ):
+            self.notify("context saved")
+
+    @work(group="edit")
+    async def action_set_limit(self) -> None:
+        session = self._selected_or_warn()
+        if session is None:
+            return
+        view = self.selected_view()
+        current = view.budget.limit if view is not None and view.budget is not None else None
+        limit = await self.push_screen_wait(NumberPrompt(f"token limit of {session}", current))
+        if limit is not None:
+            budget = TokenBudgetTracker(session, limit, redis=self.conn)
+            await self._attempt("limit", budget.set_limit(limit))
+
+    @work(group="edit")
+    async def action_reset_budget(self) -> None:
+        session = self._selected_or_warn()
+        if session is None:
+            return
+        view = self.selected_view()
+        limit = view.budget.limit if view is not None and view.budget is not None else None
+        budget = TokenBudgetTracker(session, limit or 1, redis=self.conn)
+        if await self._attempt("reset", budget.reset()):
+            self.notify("budget reset")

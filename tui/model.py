@@ -21,7 +21,7 @@ class DashboardModel:
     changed: set[str] = field(default_factory=set)  # sessions changed since the last repaint
     everything_changed: bool = True  # a resync of all sessions (or the first snapshot)
     events: int = 0
-    _times: deque[tuple[float, int]] = field(default_factory=deque)
+    _times: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=256))
 
     def note(self, change: Change) -> None:
         if change.session == "*":
