@@ -21,7 +21,6 @@ import gc
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,9 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _store import bench_store, redis_version
+
 from store import Connection
 from store.cache import MemoryCache
-from store.server import RedisServer, free_port
 
 REQUIREMENT = 0.7
 SESSION = "bench-cache"
@@ -155,7 +155,7 @@ async def bench(conn: Connection, args: argparse.Namespace) -> bool:
     print(
         f"\ncache_ops: {args.ops} ops per run (80 % get / 20 % set, {args.keys} keys, "
         f"max_size {args.max_size}), median of {args.reps} interleaved runs, "
-        f"redis {await _version(conn)}"
+        f"redis {await redis_version(conn)}"
     )
     for name in names:
         runs = ", ".join(f"{r:,.0f}" for r in rates[name])
@@ -179,24 +179,8 @@ async def bench(conn: Connection, args: argparse.Namespace) -> bool:
 
 
 async def amain(args: argparse.Namespace) -> bool:
-    server = None
-    url = args.url
-    if url is None:
-        directory = Path(tempfile.mkdtemp(prefix="memdash-bench-"))
-        sock = directory / "redis.sock"
-        server = RedisServer(directory=directory, port=free_port(), unixsocket=sock).start()
-        url = server.url
-    conn = Connection(url, namespace="memdash-bench")  # touches nothing outside this namespace
-    try:
+    async with bench_store(args.url) as conn:
         return await bench(conn, args)
-    finally:
-        await conn.aclose()
-        if server is not None:
-            server.stop()
-
-
-async def _version(conn: Connection) -> str:
-    return (await conn.client.info("server"))["redis_version"]
 
 
 def main() -> int:

@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -27,12 +26,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _store import bench_store
+
 from store import Connection
-from store.server import RedisServer, free_port
 from tui.app import MemdashApp
 from tui.panes.sessions import SessionsPane
 
-NAMESPACE = "memdash-bench"
 SIZE = (160, 45)
 
 WRITER = """
@@ -201,26 +200,19 @@ async def open_million(conn: Connection) -> None:
 
 
 async def amain(args: argparse.Namespace) -> None:
-    directory = Path(tempfile.mkdtemp(prefix="memdash-bench-"))
-    server = RedisServer(directory=directory, port=free_port(), unixsocket=directory / "r.sock")
-    server.start()
-    conn = Connection(server.url, namespace=NAMESPACE)
-    try:
+    async with bench_store() as conn:
         print(
             f"dashboard_load: headless MemdashApp {SIZE[0]}x{SIZE[1]}, {args.duration:.0f} s/rate"
         )
         await open_million(conn)  # first, on a quiet machine
         for rate in args.rates:
             await load(conn, rate, args.duration, args.writers)
-    finally:
-        await conn.aclose()
-        server.stop()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--rates", nargs="+", default=["2000", "10000", "max"])
+    parser.add_argument("--rates", nargs="*", default=["2000", "10000", "max"])
     parser.add_argument("--writers", type=int, default=4)
     asyncio.run(amain(parser.parse_args()))
     return 0

@@ -19,17 +19,15 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from store import Connection, Feed
-from store.server import RedisServer, free_port
+from _store import NAMESPACE, bench_store
 
-NAMESPACE = "memdash-bench"
+from store import Connection, Feed
 
 WRITER = """
 import asyncio, json, sys, time
@@ -183,12 +181,8 @@ def line(label: str, result: dict) -> str:
 
 
 async def amain(args: argparse.Namespace) -> bool:
-    directory = Path(tempfile.mkdtemp(prefix="memdash-bench-"))
-    server = RedisServer(directory=directory, port=free_port(), unixsocket=directory / "r.sock")
-    server.start()
-    conn = Connection(server.url, namespace=NAMESPACE)
     ok = True
-    try:
+    async with bench_store() as conn:
         print(
             f"feed_latency: writer process -> Feed in this process, {args.duration:.0f} s per rate"
         )
@@ -221,9 +215,6 @@ async def amain(args: argparse.Namespace) -> bool:
                     f"requirement: keeps up with 20,000 ev/s -> "
                     f"{'met' if keeps_up else 'NOT met'} (writers reached {feed['rate']:,.0f} ev/s)"
                 )
-    finally:
-        await conn.aclose()
-        server.stop()
     return ok
 
 

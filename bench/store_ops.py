@@ -17,13 +17,14 @@ import gc
 import itertools
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _store import NAMESPACE, bench_store, redis_version
 
 from store import (
     Connection,
@@ -34,10 +35,8 @@ from store import (
     StatefulMemory,
     TokenBudgetTracker,
 )
-from store.server import RedisServer, free_port
 
 REQUIREMENT = 1.15
-NAMESPACE = "memdash-bench"
 Op = Callable[[int], Awaitable[object]]
 
 
@@ -166,29 +165,14 @@ def report(rows: list[Case], where: str) -> bool:
 
 
 async def amain(args: argparse.Namespace) -> bool:
-    server = None
-    url = args.url
-    if url is None:
-        directory = Path(tempfile.mkdtemp(prefix="memdash-bench-"))
-        sock = directory / "redis.sock"
-        server = RedisServer(directory=directory, port=free_port(), unixsocket=sock).start()
-        url = server.url if args.transport == "unix" else f"redis://127.0.0.1:{server.port}/0"
-    conn = Connection(url, namespace=NAMESPACE)  # touches nothing outside this namespace
-    try:
-        where = f"{args.transport if server else conn.display_url}, redis {await _version(conn)}"
+    async with bench_store(args.url, transport=args.transport) as conn:
+        where = args.transport if args.url is None else conn.display_url
+        where += f", redis {await redis_version(conn)}"
         ok = True
         for callers in args.callers:
             rows = await run(conn, args.n, args.rounds, callers)
             ok &= report(rows, f"{callers} concurrent caller{'s' * (callers > 1)}, {where}")
         return ok
-    finally:
-        await conn.aclose()
-        if server is not None:
-            server.stop()
-
-
-async def _version(conn: Connection) -> str:
-    return (await conn.client.info("server"))["redis_version"]
 
 
 def main() -> int:
