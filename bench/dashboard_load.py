@@ -189,13 +189,17 @@ async def open_million(conn: Connection) -> None:
         app.post_message(SessionsPane.Selected(session))  # as if the user picked it
         while history.fetched == 0 and time.monotonic() - started < 10:
             await asyncio.sleep(0.001)
-        await pilot.pause()
+        read = time.monotonic() - started
+        history.refresh()
+        await asyncio.sleep(0)  # the repaint of the page is queued now…
+        while history.render_line(0).text.strip().startswith("…loading"):  # …and has landed
+            await asyncio.sleep(0.001)
         opened = time.monotonic() - started
         memory = rss_mb()
         fetched = history.fetched
     print(
-        f"open 1,000,000 messages: first page painted {opened * 1000:.0f} ms after selecting it, "
-        f"read {fetched:,} messages, RSS {memory:.1f} MB"
+        f"open 1,000,000 messages: last page read {read * 1000:.0f} ms and drawn "
+        f"{opened * 1000:.0f} ms after selecting it, read {fetched:,} messages, RSS {memory:.1f} MB"
     )
 
 
