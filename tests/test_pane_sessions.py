@@ -261,6 +261,26 @@ async def test_new_and_active_sessions_move_to_the_top_keeping_the_selection(fas
         assert app.pane.border_title == "sessions (4)"
 
 
+async def test_a_session_gone_after_a_resync_loses_its_row(fast_resort):
+    app = Host()
+    async with app.run_test(size=(60, 16)) as pilot:
+        sessions = by_id(view("a", 1000), view("b", 2000), view("c", 3000))
+        app.pane.sync(sessions, set(), True, NOW)
+        await pilot.pause()
+        app.table.focus()
+        await pilot.press("down")
+        assert app.pane.selected == "b"
+        spy = Spy(app.table, "clear", "remove_row")
+        del sessions["b"]  # e.g. expired, then the feed re-read the namespace
+        app.pane.sync(sessions, set(), True, NOW)
+        await pilot.pause()
+        assert row_ids(app.table) == ["a", "c"]
+        assert spy.count("clear") == 0 and spy.count("remove_row") == 1
+        assert app.pane.selected == "c"  # the row now under the cursor
+        assert app.selected[-1] == "c"
+        assert app.pane.border_title == "sessions (2)"
+
+
 async def test_resorting_happens_at_most_once_a_second():
     app = Host()
     async with app.run_test(size=(60, 16)) as pilot:
