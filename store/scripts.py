@@ -1,4 +1,5 @@
-"""Lua scripts: one file per atomic operation, each prefixed with the shared event prelude."""
+"""Lua scripts: one file per atomic operation, each prefixed with the shared event prelude and,
+where one exists, its component's shared helpers (``_<component>.lua`` for ``<component>_*``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from importlib.resources import files
 
 @cache
 def source(name: str) -> str:
-    """Text of ``store/<name>.lua`` with ``_event.lua`` in front (the event contract)."""
+    """Text of ``store/<name>.lua`` with ``_event.lua`` (the event contract) in front, and
+    ``_<component>.lua`` after it when the component has one."""
     here = files(__package__)
-    return here.joinpath("_event.lua").read_text() + "\n" + here.joinpath(f"{name}.lua").read_text()
+    parts = [here.joinpath("_event.lua")]
+    shared = here.joinpath(f"_{name.split('_', 1)[0]}.lua")
+    if shared.is_file():
+        parts.append(shared)
+    parts.append(here.joinpath(f"{name}.lua"))
+    return "\n".join(part.read_text() for part in parts)
