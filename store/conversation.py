@@ -41,7 +41,7 @@ MAX_MESSAGE_BYTES = 256 * 1024
 """Largest stored message (UTF-8 JSON, context included); bigger ones are refused, not cut."""
 
 MAX_TRIM_MARKERS = 1000
-"""Trim markers kept per conversation (the scripts hold the same number)."""
+"""Trim markers kept per conversation (_conversation.lua holds the same number)."""
 
 _MAX_LIST = 2**53  # beyond any list's length, within what LRANGE and Lua's numbers take
 

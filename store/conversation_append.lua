@@ -15,15 +15,7 @@ publish('conversation.append', seq, now, ARGV[4] .. ',"index":' .. index .. '}')
 local first = index + 1 - length
 if max and length > tonumber(max) then
   local count = length - tonumber(max)
-  redis.call('LTRIM', list, count, -1)
-  local trim_seq = next_seq()
-  local range = '{"count":' .. count .. ',"first":' .. first .. ',"last":' .. (first + count - 1)
-    .. ',"reason":"auto"'
-  if redis.call('RPUSH', list .. ':trims', range .. ',"seq":' .. trim_seq .. ',"ts":'
-      .. string.format('%d', now) .. '}') > 1000 then
-    redis.call('LTRIM', list .. ':trims', -1000, -1)
-  end
-  publish('conversation.trim', trim_seq, now, range .. '}')
+  trim_oldest(list, count, first, 'auto', next_seq(), now)
   first = first + count
 end
 return {index, first}

@@ -10,12 +10,5 @@ if length <= keep then
 end
 local count = length - keep
 local seq, now = begin()
-redis.call('LTRIM', list, count, -1)
-local range = '{"count":' .. count .. ',"first":' .. first .. ',"last":' .. (first + count - 1)
-  .. ',"reason":"manual"'
-if redis.call('RPUSH', list .. ':trims', range .. ',"seq":' .. seq .. ',"ts":'
-    .. string.format('%d', now) .. '}') > 1000 then
-  redis.call('LTRIM', list .. ':trims', -1000, -1)
-end
-publish('conversation.trim', seq, now, range .. '}')
+trim_oldest(list, count, first, 'manual', seq, now)
 return {count, first + count}

@@ -57,7 +57,7 @@ from .connection import Connection, resolve
 from .keys import SessionKeys, check_part
 
 HISTORY_LIMIT = 1000
-"""Most transitions kept per session (the scripts hold the same number)."""
+"""Most transitions kept per session (_workflow.lua holds the same number)."""
 
 HISTORY_TRIM_TO = 968
 """What a trim keeps: between this many and HISTORY_LIMIT transitions are kept once full."""
