@@ -16,7 +16,13 @@ STATUS_STYLE = {
 class StatusBar(Static):
     """``memdash · <url> · ns <namespace> · <status> · <n> ev/s · dropped <n>``."""
 
+    _shown: tuple[object, ...] | None = None
+
     def show(self, url: str, namespace: str, status: str, rate: float, dropped: int) -> None:
+        shown = (url, namespace, status, round(rate), dropped)
+        if shown == self._shown:
+            return  # called every repaint tick: redraw only what changed
+        self._shown = shown
         text = Text.assemble(
             ("memdash", "bold"),
             "  ",
