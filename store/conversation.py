@@ -14,6 +14,9 @@ Layout (all under the session's hash tag, see ``SessionKeys.key``):
   number is that minus the list's length.
 - ``<prefix>conversation:trims``: LIST of trim markers ``{"count","first","last","reason","seq",
   "ts"}``, newest last, capped at :data:`MAX_TRIM_MARKERS`.
+- ``<prefix>conversation:ids``: HASH message id -> number, for
+  :meth:`ConversationMemory.append_unique`; kept when messages are trimmed, so replaying a
+  transcript never brings them back.
 
 Every write is one script (``conversation_append.lua``, ``conversation_trim.lua``) that also
 publishes ``conversation.append`` / ``conversation.trim``. A window is read with one LRANGE at the
@@ -191,7 +194,7 @@ class ConversationMemory:
         self.redis: Connection = resolve(redis, namespace)
         self._session = self.redis.session(session_id)
         self._list = self._session.key("conversation")
-        self._cap: tuple[int, ...] = () if max_messages is None else (max_messages,)
+        self._cap: tuple[int | str] = ("",) if max_messages is None else (max_messages,)
         # The first retained number as last seen: page() reads with a plain LRANGE while it
         # holds, and checks it against the numbers the items carry.
         self._first: int | None = None
@@ -206,10 +209,31 @@ class ConversationMemory:
 
         A bad or oversized message raises ValueError and writes nothing.
         """
+        index, _ = await self._append(message, ())
+        return index
+
+    async def append_unique(
+        self, message: dict[str, Any] | ConversationMessage, message_id: str
+    ) -> int | None:
+        """Store one message unless one with ``message_id`` was stored before (even if since
+        trimmed); returns its number, or None when it was already there and nothing was written.
+
+        Importers and hooks replay the same transcript lines: this makes them idempotent.
+        """
+        if not isinstance(message_id, str) or not message_id or len(message_id) > 256:
+            raise ValueError("message_id must be a non-empty string of at most 256 characters")
+        index, stored = await self._append(message, (message_id,))
+        return index if stored else None
+
+    async def _append(
+        self, message: dict[str, Any] | ConversationMessage, unique: tuple[str, ...]
+    ) -> tuple[int, bool]:
         stored, text, head = encode_message(message)
-        index, first = await self.redis.run(
-            "conversation_append", self._session, (self._list,), (text, head, *self._cap)
+        index, first, written = await self.redis.run(
+            "conversation_append", self._session, (self._list,), (text, head, *self._cap, *unique)
         )
+        if not written:
+            return index, False
         self._first = first
         item = {"index": index, **stored}
         history = self.history
@@ -223,7 +247,7 @@ class ConversationMemory:
                 history.insert(at, item)
         if history[0]["index"] < first:
             self._forget_before(first)
-        return index
+        return index, True
 
     async def add_message(
         self, role: str, content: str, context: dict[str, Any] | None = None

@@ -464,3 +464,19 @@ async def test_history_stays_ordered_and_unique_across_loads_and_concurrent_appe
     # ordered, no duplicates, and none of this instance's own appends lost to a racing load
     assert [m["index"] for m in memory.history] == list(range(35))
     assert memory.history == await memory.page(0, 100) == await memory.load(last=10**30)
+
+
+async def test_append_unique_stores_a_message_once_even_after_it_was_trimmed(conn):
+    memory = ConversationMemory("u", redis=conn, max_messages=2)
+    async with capture_events(conn) as events:
+        assert await memory.append_unique({"role": "user", "content": "a"}, "id-a") == 0
+        assert await memory.append_unique({"role": "user", "content": "a again"}, "id-a") is None
+        assert await memory.append_unique({"role": "assistant", "content": "b"}, "id-b") == 1
+        await memory.add_message("user", "c")  # trims "a"
+        assert await memory.append_unique({"role": "user", "content": "a"}, "id-a") is None
+    kinds = [e.kind for e in events.events]
+    assert kinds == ["conversation.append"] * 3 + ["conversation.trim"]
+    assert [m["content"] for m in await memory.load()] == ["b", "c"]
+    assert await memory.count() == ConversationSpan(1, 3)
+    with pytest.raises(ValueError):
+        await memory.append_unique({"role": "user", "content": "x"}, "")
