@@ -62,6 +62,9 @@ class _Clients:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
             weakref.WeakKeyDictionary()
         )
+        self._subscribers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, aioredis.Redis
+        ] = weakref.WeakKeyDictionary()
         self._scripts: dict[str, AsyncScript] = {}
 
     @property
@@ -74,10 +77,7 @@ class _Clients:
     def client(self) -> aioredis.Redis:
         if self.fixed is not None:
             return self.fixed
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError("memdash's Redis client is used from async code only") from None
+        loop = _running_loop()
         client = self._by_loop.get(loop)
         if client is None:
             # A burst of concurrent calls waits for a free connection instead of failing.
@@ -86,6 +86,20 @@ class _Clients:
             )
             client = aioredis.Redis(connection_pool=pool)
             self._by_loop[loop] = client
+        return client
+
+    def subscriber(self) -> aioredis.Redis:
+        """A client for pub/sub only, speaking RESP2: redis-py 8 defaults to RESP3, whose push
+        messages cost ~30 % more per message to receive (a debug log line formats every one),
+        and a dashboard receives tens of thousands a second. Pub/sub holds its own connection
+        anyway, so it gains nothing from the shared pool."""
+        if self.fixed is not None:
+            return self.fixed
+        loop = _running_loop()
+        client = self._subscribers.get(loop)
+        if client is None:
+            client = aioredis.Redis.from_url(self.url, decode_responses=True, protocol=2)
+            self._subscribers[loop] = client
         return client
 
     def script(self, name: str) -> AsyncScript:
@@ -103,11 +117,20 @@ class _Clients:
             await self.fixed.aclose()
             return
         loop = asyncio.get_running_loop()
-        for other in [other for other in self._by_loop if other.is_closed()]:
-            del self._by_loop[other]
-        client = self._by_loop.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        for clients in (self._by_loop, self._subscribers):
+            for other in [other for other in clients if other.is_closed()]:
+                del clients[other]
+        for clients in (self._by_loop, self._subscribers):
+            client = clients.pop(loop, None)
+            if client is not None:
+                await client.aclose()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError("memdash's Redis client is used from async code only") from None
 
 
 # register_script needs a client for its encoder only; this one never connects.
@@ -151,6 +174,10 @@ class Connection:
     @property
     def client(self) -> aioredis.Redis:
         return self._clients.client()
+
+    def pubsub(self) -> aioredis.client.PubSub:
+        """A PubSub on this loop's subscriber client (see ``_Clients.subscriber``)."""
+        return self._clients.subscriber().pubsub()
 
     def with_namespace(self, namespace: str | None) -> Connection:
         """The same server (and clients) under another namespace."""

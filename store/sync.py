@@ -62,7 +62,7 @@ class Channels:
         self._callbacks[name] = callback
         confirmed = self._confirmed[name] = asyncio.Event()
         if self._pubsub is None:
-            self._pubsub = self._conn.client.pubsub()
+            self._pubsub = self._conn.pubsub()
         await self._pubsub.subscribe(name)
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name=f"memdash-sync:{name}")
@@ -103,7 +103,7 @@ class Channels:
 
     async def _resubscribe(self) -> bool:
         """A fresh connection subscribed to every channel we had; False while Redis is down."""
-        old, self._pubsub = self._pubsub, self._conn.client.pubsub()
+        old, self._pubsub = self._pubsub, self._conn.pubsub()
         if old is not None:
             try:
                 await old.aclose()
