@@ -1,7 +1,8 @@
 """MemdashApp: five live panes over a store.Feed, repainted at a bounded rate.
 
-Data flow: the Feed (a background task) keeps ``feed.sessions`` current and yields changes; a
-worker notes each change in the DashboardModel; a timer (≤ 30 Hz) repaints only what changed.
+Data flow: the Feed (a background task) keeps ``feed.sessions`` current and notes each change in
+the DashboardModel (a plain callback: no queue, no task switch per event); a timer (≤ 30 Hz)
+repaints only what changed.
 No Redis I/O happens on the UI's critical path: the feed, the history pager and every edit run in
 workers.
 """
@@ -81,8 +82,8 @@ class MemdashApp(App[None]):
     ) -> None:
         super().__init__()
         self.conn = resolve(redis, namespace)
-        self.feed = Feed(self.conn)
         self.model = DashboardModel(selected=session)
+        self.feed = Feed(self.conn, on_change=self.model.note)
         self.clock = clock
         self.repaint_hz = min(repaint_hz, MAX_REPAINTS_PER_SECOND)
         self.url = "…"
@@ -113,8 +114,7 @@ class MemdashApp(App[None]):
         self.url = await asyncio.to_thread(lambda: self.conn.display_url)
         self.feed.start()
         try:
-            async for change in self.feed:
-                self.model.note(change)
+            await self.feed.wait_closed()
         finally:
             await self.feed.close()
 

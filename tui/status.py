@@ -35,7 +35,7 @@ class StatusBar(Static):
             "  dropped ",
             (f"{dropped:,}", "bold red" if dropped else ""),
         )
-        self.update(text)
+        self.update(text, layout=False)  # one line, full width (app.tcss): the size is fixed
 
 
 class Banner(Static):

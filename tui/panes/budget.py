@@ -23,7 +23,7 @@ from store import SessionView
 from store.budget import BudgetView
 
 from ..text import clean as clean_text
-from .base import Pane
+from .base import Pane, set_border_title
 
 GREEN_BELOW = 70.0
 """Percent used under which the gauge is green; yellow under YELLOW_BELOW, red from there."""
@@ -318,7 +318,7 @@ class BudgetPane(Pane, Vertical):
 
     def __init__(self, **kwargs: str | None) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.border_title = "budget"
+        set_border_title(self, "budget")
         self._view: SessionView | None = None
         self._key: tuple[object, ...] | None = None
         self._now_ms = 0

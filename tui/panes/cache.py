@@ -13,7 +13,7 @@ from textual.widget import Widget
 from store import SessionView
 from store.cache import CacheView
 
-from .base import Pane
+from .base import Pane, set_border_title
 from .budget import (
     MUTED,
     Gauge,
@@ -77,7 +77,7 @@ class CachePane(Pane, Vertical):
 
     def __init__(self, **kwargs: str | None) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.border_title = "cache"
+        set_border_title(self, "cache")
         self._view: SessionView | None = None
         self._key: tuple[object, ...] | None = None
         self._now_ms = 0

@@ -34,7 +34,7 @@ from store import Connection, SessionView
 from store.conversation import ConversationMemory, ConversationView
 
 from ..text import VISIBLE
-from .base import Pane
+from .base import Pane, set_border_subtitle, set_border_title
 
 PAGE_SIZE = 200
 """Messages read per Redis request (one LRANGE)."""
@@ -158,7 +158,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
     def __init__(self, conn: Connection, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn = conn
-        self.border_title = "history"
+        set_border_title(self, "history")
         self.fetches = 0
         self.fetched = 0
         self._generation = 0
@@ -176,6 +176,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self._loading = False
         self._in_flight: int | None = None
         self._follow = True
+        self._shown_once = False  # show() has drawn the current session at least once
 
     # -- attributes down --------------------------------------------------------------------
 
@@ -185,6 +186,13 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         first, total = (conversation.first, conversation.total) if conversation else (0, 0)
         if session != self._session or total < self._total or first < self._first:
             self._reset(session)  # another session, or this one was deleted and begun again
+        elif (
+            (first, total) == (self._first, self._total)
+            and self._shown_once
+            and not any(entry.error for entry in self._pages.values())
+        ):
+            return  # another component of the session changed: nothing to redraw here
+        self._shown_once = True
         old_first, old_marker = self._first, self._marker
         self._first, self._total = first, total
         self._marker = 1 if first > 0 else 0
@@ -197,8 +205,8 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
                     self._recent[preview["index"]] = row_from_preview(preview)
         for page in [p for p, entry in self._pages.items() if entry.error]:
             del self._pages[page]  # a failed read is tried again on the next change
-        self.border_title = (
-            "history" if session is None else f"history ({total - first:,}/{total:,})"
+        set_border_title(
+            self, "history" if session is None else f"history ({total - first:,}/{total:,})"
         )
         follow = self._follow
         self.virtual_size = Size(0, self._lines)
@@ -229,6 +237,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self._in_flight = None
         self._follow = True
         self.fetches = self.fetched = 0
+        self._shown_once = False
 
     @staticmethod
     def _trim_text(conversation: ConversationView | None) -> str:
@@ -265,7 +274,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
 
     def _update_subtitle(self) -> None:
         low, high = self._visible_messages()
-        self.border_subtitle = f"#{low:,}\N{EN DASH}{high - 1:,}" if high > low else ""
+        set_border_subtitle(self, f"#{low:,}\N{EN DASH}{high - 1:,}" if high > low else "")
 
     # -- drawing --------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from textual.widgets import DataTable, Input
 from store import SessionView
 
 from ..text import clean
+from .base import set_border_title
 
 PAGE = 200  # rows added at a time
 PREFETCH = 40  # add the next page when the cursor or the view is this close to the end
@@ -453,7 +454,7 @@ class SessionsPane(Vertical):
     def _update_title(self) -> None:
         total = len(self._views)
         count = f"{len(self._order)}/{total}" if self._filter else f"{total}"
-        self.border_title = f"sessions ({count})"
+        set_border_title(self, f"sessions ({count})")
 
     # -- messages up ------------------------------------------------------------------------
 

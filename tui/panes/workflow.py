@@ -27,7 +27,7 @@ from textual.widgets import Static
 from store import SessionView
 from store.workflow import Transition, WorkflowView
 
-from .base import Pane
+from .base import Pane, set_border_subtitle, set_border_title
 from .diagram import (
     PREVIOUS_MARK,
     STYLE_CURRENT_BOX,
@@ -114,7 +114,7 @@ class WorkflowPane(VerticalScroll, Pane):
     def __init__(self, *, tz: tzinfo | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tz = tz
-        self.border_title = Text("workflow")
+        set_border_title(self, "workflow")
         self._view: SessionView | None = None
         self._now_ms = 0
         self._definition: tuple[dict[str, Any], str] | None = None
@@ -162,10 +162,10 @@ class WorkflowPane(VerticalScroll, Pane):
         workflow: WorkflowView | None = view.workflow if view is not None else None
         if view is None:
             parts = [[_line(("no session selected", STYLE_NOTE))], [], []]
-            self.border_subtitle = ""
+            set_border_subtitle(self, "")
         elif workflow is None:
             parts = [[_line(("no workflow in this session", STYLE_NOTE))], [], []]
-            self.border_subtitle = ""
+            set_border_subtitle(self, "")
         else:
             parts = self._parts(workflow, width)
         self.lines = [line for part in parts for line in part]
@@ -206,8 +206,7 @@ class WorkflowPane(VerticalScroll, Pane):
         upcoming = list(diagram.layout.targets.get(state, ()))
         states = diagram.layout.states
         subtitle = f"{states} state{'s' if states != 1 else ''}"
-        if self.border_subtitle != subtitle:
-            self.border_subtitle = subtitle
+        set_border_subtitle(self, subtitle)
 
         head = [self._status(workflow, width)]
         if state in diagram.layout.targets:
