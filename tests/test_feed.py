@@ -315,3 +315,38 @@ async def test_unreadable_stored_data_does_not_stop_the_feed(conn):
         assert view.conversation is None and view.budget is None
         await store.set(context("s"), "still live")
         await eventually(lambda: feed.sessions["s"].context == "still live")
+
+
+async def test_on_change_gets_every_change_in_order_and_survives_a_failing_callback(conn):
+    store = MemoryStore(conn)
+    seen = []
+
+    def note(change):
+        seen.append((change.session, change.seq))
+        if change.seq == 2:
+            raise RuntimeError("a consumer's bug")
+
+    async with Feed(conn, on_change=note) as feed:
+        for n in range(5):
+            await store.set(context("a"), n)
+        await eventually(lambda: feed.sessions["a"].seq == 5)
+        await eventually(lambda: len(seen) == 6)
+        assert seen == [("*", 0)] + [("a", seq) for seq in range(1, 6)]
+        assert feed.sessions["a"].context == 4
+
+        waiter = asyncio.create_task(feed.wait_closed())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # it waits for the feed…
+    await asyncio.wait_for(waiter, 5)  # …which closing ends
+
+
+async def test_feed_subscribes_over_resp2(conn):
+    """redis-py 8 speaks RESP3 by default; pub/sub messages are cheaper to receive over RESP2."""
+    async with Feed(conn) as feed:
+        clients = await conn.client.client_list()
+        subscribers = [c for c in clients if int(c.get("sub", 0)) > 0]
+        assert len(subscribers) == 1
+        if "resp" not in subscribers[0]:
+            pytest.skip("CLIENT LIST shows the protocol from Redis 7 on")
+        assert subscribers[0]["resp"] == "2"
+        assert feed.status == "connected"
