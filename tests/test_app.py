@@ -20,6 +20,7 @@ from store import (
 from store.connection import Connection
 from store.server import RedisServer, free_port
 from tui.app import MemdashApp
+from tui.panes.sessions import SessionsPane
 from tui.screens.context_editor import ContextEditor
 from tui.screens.help import HelpScreen
 from tui.screens.pickers import NumberPrompt, StatePicker, TextPrompt
@@ -301,9 +302,14 @@ def test_the_whole_screen(snap_compare, redis_url):
             await cache.flush_stats()
             await cache.aclose()
         await MemoryStore(conn).set(MemoryKey("session", "agent-a", "context"), {"goal": "ship"})
-        await until(pilot, lambda: len(app.feed.sessions) == 2 and all(
-            v.cache and v.workflow for v in app.feed.sessions.values()))  # fmt: skip
+        # Every write is in: wait for the feed to have applied all of them before pinning times.
+        seqs = {name: int(await conn.client.hget(conn.session(name).meta, "seq"))
+                for name in ("agent-a", "agent-b")}  # fmt: skip
+        await until(pilot, lambda: {s: v.seq for s, v in app.feed.sessions.items()} == seqs)
         freeze(app)
+        sessions = app.query_one(SessionsPane)
+        # The frozen ages tie: the re-sort puts the greater id first, as the registry does.
+        await until(pilot, lambda: not app.model.everything_changed and sessions.settled)
         await pilot.pause(0.3)
 
     with redis.Redis.from_url(redis_url) as admin:

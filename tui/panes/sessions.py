@@ -215,6 +215,11 @@ class SessionsPane(Vertical):
     def selected(self) -> str | None:
         return self._selected
 
+    @property
+    def settled(self) -> bool:
+        """No re-sort is waiting: the rows are in the order of the last sync."""
+        return not self._order_dirty and self._resort_timer is None
+
     # -- attributes down --------------------------------------------------------------------
 
     def sync(
