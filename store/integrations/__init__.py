@@ -1,0 +1,1 @@
+"""Ways real and simulated agents get into the store, all through the public ``store`` API."""

@@ -1,0 +1,569 @@
+"""Claude Code transcripts (``~/.claude/projects/<project>/<session>.jsonl``) into the store.
+
+Claude Code appends one JSON object per line. The lines recorded here are ``user`` and
+``assistant`` entries (``uuid``, ``parentUuid``, ``isSidechain``, ``sessionId``, ``requestId``,
+``timestamp``, ``cwd``, ``message: {id, role, model, content, usage}``); every other type
+(``summary``, ``system``, ``file-history-snapshot``, ``progress``…) is readable but not
+conversation, and is counted as ``ignored``.
+
+How a line becomes store data (all through the public store API):
+
+- **One line, one message**, stored with :meth:`ConversationMemory.append_unique` under the
+  line's ``uuid``. Claude Code writes one assistant response as several lines (one per content
+  block, all with the same ``message.id``); keeping them as separate messages means a replay, or
+  a read that stopped in the middle of a response, can never lose or double a block.
+  ``context.message_id`` ties the parts of one response together.
+- **Roles:** ``assistant`` lines are ``assistant``; a ``user`` line whose blocks are all
+  ``tool_result`` is ``tool``; any other ``user`` line is ``user``. ``roles=`` records only
+  some (the ``Stop`` hook: only ``assistant``; the other hooks record prompts and tool calls).
+  Blocks become text: ``text`` as is, ``thinking`` as ``[thinking] …``, ``tool_use`` as
+  ``[tool_use Name] {input JSON}``, images and other non-text blocks as ``[image]`` etc.; a
+  failed tool result starts ``[error]``.
+- **Sidechains** (``isSidechain: true``: subagent work, in the session file or in
+  ``<session>/subagents/agent-*.jsonl``) are recorded into the parent session (their
+  ``sessionId``), marked ``context.sidechain = True`` (and ``context.agent_id``): their tokens
+  were spent by that session, and the dashboard can tell them apart.
+- **Huge content** is cut to fit :data:`store.conversation.MAX_MESSAGE_BYTES`, with a visible
+  note in the text and ``context.cut_bytes`` / ``context.original_bytes``: never refused, never
+  cut silently.
+- **Token usage**, once per API request: request id ``f"{message.id}:{requestId}"``, tokens the
+  sum of ``input_tokens``, ``output_tokens``, ``cache_creation_input_tokens`` and
+  ``cache_read_input_tokens`` (as ccusage counts them), the four kept as the breakdown, with the
+  model. The lines of one response repeat the usage (the earlier ones may be partial while it
+  streams), so the field-wise maximum over the response's lines is recorded. It is recorded with
+  ``enforce_limit=False`` (it was already spent) and only when the response's first line read in
+  this call was new to the store: the budget remembers request ids for 24 hours only, the
+  conversation remembers message ids for good, so importing the same transcript again next week
+  still counts nothing twice. The response's total also rides on its first line's message as
+  ``tokens`` (a copy of the response in another file, e.g. a subagent's, carries it too; the
+  budget counts it once). Responses of the ``<synthetic>`` model and empty usages are not
+  requests.
+- **Session context** (``MemoryKey("session", <id>, "context")``, what the dashboard shows and
+  edits): written only when the session has none yet, as ``{"agent": "claude-code", "cwd",
+  "transcript_path", "model", "git_branch", "version"}``; a context written by a hook or by hand
+  is never overwritten. Without expiry: a transcript is history.
+
+Malformed lines (not JSON, not an object, a ``user``/``assistant`` entry of the wrong shape, no
+session) are skipped and counted. Only complete lines (ending in a newline) are read; the
+returned offset is just past the last one, so a caller that saves it reads on from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from store.budget import MAX_MODEL_LENGTH, TokenBudgetTracker
+from store.conversation import MAX_MESSAGE_BYTES, ConversationMemory
+from store.keys import check_part
+from store.memory import MemoryStore, SessionMemory, VersionConflictError
+
+if TYPE_CHECKING:
+    from store.connection import Connection
+
+AGENT = "claude-code"
+SOURCE = "claude-code-transcript"
+"""``context.source`` of every message read from a transcript (the hooks' say ``…-hook``)."""
+SESSION_TOKEN_LIMIT = 1_000_000_000
+"""Limit stored with a session's budget when a transcript creates it. Claude Code counts cache
+reads, so a long session runs to tens of millions of tokens; usage is recorded past the limit
+anyway. An operator's ``set_limit`` (e.g. ``l`` in the dashboard) replaces it."""
+BATCH_LINES = 1000
+BATCH_BYTES = 8 * 1024 * 1024
+"""Lines (or bytes of them) parsed before they are recorded, whichever comes first; a batch
+ends only between two responses, so a response's usage is read whole."""
+SYNTHETIC_MODEL = "<synthetic>"
+MAX_CONTENT_BYTES = MAX_MESSAGE_BYTES - 16 * 1024
+"""Most bytes (as JSON) of a message's content; the rest is room for its context and fields."""
+
+Roles = Collection[str] | Callable[[str], Awaitable[Collection[str]]]
+"""Which roles to record: a collection, or an async function of the session id."""
+
+_Count = Annotated[int, Field(ge=0, le=10**12)]
+_Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+
+
+@dataclass
+class TranscriptResult:
+    """What one :func:`record_transcript` call read and wrote."""
+
+    offset: int
+    """Byte offset just past the last complete line read: where the next call starts."""
+    sessions: set[str] = field(default_factory=set)
+    """Session ids seen in user/assistant lines."""
+    messages_added: int = 0
+    duplicates: int = 0
+    """Messages already in the store (by line uuid), skipped."""
+    usage_added: int = 0
+    """Token-usage records newly recorded (one per API request)."""
+    malformed: int = 0
+    """Lines skipped as unreadable."""
+    ignored: int = 0
+    """Readable lines not recorded: not conversation (summary, system, snapshots, progress…),
+    or of a role that ``roles`` leaves out."""
+    truncated: int = 0
+    """Messages whose content was cut to fit the store (each says so in its text)."""
+    lines: int = 0
+    """Complete lines read (blank ones included)."""
+
+
+class _Usage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    input_tokens: _Count | None = None
+    output_tokens: _Count | None = None
+    cache_creation_input_tokens: _Count | None = None
+    cache_read_input_tokens: _Count | None = None
+
+    def counts(self) -> tuple[int, int, int, int]:
+        return (
+            self.input_tokens or 0,
+            self.output_tokens or 0,
+            self.cache_creation_input_tokens or 0,
+            self.cache_read_input_tokens or 0,
+        )
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: _Id | None = None
+    role: str | None = None
+    model: str | None = None
+    content: str | list[dict[str, Any]] = ""
+    usage: _Usage | None = None
+
+
+class _Line(BaseModel):
+    """A user or assistant entry of a transcript, as much of it as is recorded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: Literal["user", "assistant"]
+    uuid: _Id
+    parentUuid: str | None = None
+    isSidechain: bool = False
+    isMeta: bool = False
+    sessionId: _Id | None = None
+    requestId: _Id | None = None
+    agentId: str | None = None
+    timestamp: datetime | None = None
+    cwd: str | None = None
+    gitBranch: str | None = None
+    version: str | None = None
+    message: _Message
+
+
+@dataclass
+class _Entry:
+    """A parsed line, ready to record."""
+
+    line: _Line
+    session: str
+    request: str | None  # usage key, for assistant lines with usage
+
+
+@dataclass
+class _Request:
+    """One API response's usage: the field-wise maximum over its lines in a batch."""
+
+    counts: tuple[int, int, int, int]
+    model: str | None
+    timestamp: datetime | None
+    first_uuid: str
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.counts)
+
+
+async def record_transcript(
+    conn: Connection,
+    path: os.PathLike[str] | str,
+    *,
+    offset: int = 0,
+    session_id: str | None = None,
+    save_context: bool = True,
+    progress: Callable[[int], object] | None = None,
+    roles: Roles | None = None,
+) -> TranscriptResult:
+    """Record the transcript's complete lines from byte ``offset`` on; idempotent.
+
+    A file now shorter than ``offset`` (replaced or truncated) is read from 0. ``session_id``
+    puts every line in that session (default: each line's ``sessionId``). ``save_context=False``
+    skips the session-context write (for a hook that keeps the context itself); otherwise it is
+    one compare-and-set per session, which does nothing if a context exists. ``progress`` is
+    called with the offset reached after each batch of lines (for a progress bar).
+
+    ``roles`` records only the lines of those roles ("user", "tool", "assistant"; the others
+    count as ignored): a collection, or an async function of the session id returning one. The
+    ``Stop`` hook passes ``{"assistant"}``, since the other hooks record prompts and tool calls
+    themselves; ``memdash import`` does the same for sessions that hooks followed.
+
+    Raises OSError when the file cannot be read and the store's errors (redis.RedisError) when
+    it is unreachable; what a line holds never raises (see the module docstring).
+    """
+    if session_id is not None:
+        session_id = check_part("session_id", session_id)
+    source = os.fspath(path)
+    result = TranscriptResult(offset=offset)
+    contexts: dict[str, dict[str, Any]] = {}
+    recorder = _Recorder(conn, result, roles)
+    with open(source, "rb") as file:
+        if offset < 0 or os.fstat(file.fileno()).st_size < offset:
+            offset = 0
+        file.seek(offset)
+        result.offset = offset
+        for batch in _batches(file, result, session_id):
+            for entry in batch:
+                _remember_context(contexts, entry, source)
+            await recorder.record(batch)
+            if progress is not None:
+                progress(result.offset)
+    if save_context and contexts:
+        memory = MemoryStore(conn)
+        for session, context in contexts.items():
+            # Only if absent: a context already there (a hook's, an operator's) wins.
+            with contextlib.suppress(VersionConflictError):
+                await memory.set(SessionMemory.context_key(session), context, expected_version=0)
+    return result
+
+
+def _batches(file: Any, result: TranscriptResult, session_id: str | None) -> Iterator[list[_Entry]]:
+    """Parsed entries of the complete lines, in batches that end between two responses."""
+    batch: list[_Entry] = []
+    size = 0
+    previous_response: str | None = None
+    for raw in iter(file.readline, b""):
+        if not raw.endswith(b"\n"):
+            break  # still being written: the next call reads it whole
+        result.offset += len(raw)
+        result.lines += 1
+        entry = _parse(raw, result, session_id)
+        if entry is None:
+            continue
+        response = entry.line.message.id if entry.line.type == "assistant" else None
+        full = len(batch) >= BATCH_LINES or size >= BATCH_BYTES
+        if full and (response is None or response != previous_response):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += len(raw)
+        previous_response = response
+    if batch:
+        yield batch
+
+
+def _parse(raw: bytes, result: TranscriptResult, session_id: str | None) -> _Entry | None:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:  # not JSON, or not UTF-8
+        result.malformed += 1
+        return None
+    if not isinstance(data, dict):
+        result.malformed += 1
+        return None
+    if data.get("type") not in ("user", "assistant"):
+        result.ignored += 1
+        return None
+    try:
+        line = _Line.model_validate(data)
+    except ValidationError:
+        result.malformed += 1
+        return None
+    session = session_id or line.sessionId
+    if session is None:
+        result.malformed += 1
+        return None
+    result.sessions.add(session)
+    request = None
+    message = line.message
+    if line.type == "assistant" and message.usage is not None and message.model != SYNTHETIC_MODEL:
+        request = f"{message.id or 'line-' + line.uuid}:{line.requestId or '-'}"
+    return _Entry(line, session, request)
+
+
+def _remember_context(contexts: dict[str, dict[str, Any]], entry: _Entry, source: str) -> None:
+    """What the session's context would say: from its main (not sidechain) lines."""
+    line = entry.line
+    if line.isSidechain:
+        return
+    context = contexts.get(entry.session)
+    if context is None:
+        context = contexts[entry.session] = {"agent": AGENT, "transcript_path": source}
+    for key, value in (
+        ("cwd", line.cwd),
+        ("git_branch", line.gitBranch),
+        ("version", line.version),
+    ):
+        if value and key not in context:
+            context[key] = value
+    model = line.message.model
+    if line.type == "assistant" and model and model != SYNTHETIC_MODEL:
+        context["model"] = model  # the latest
+
+
+class _Recorder:
+    """Writes batches of entries through ConversationMemory and TokenBudgetTracker."""
+
+    def __init__(self, conn: Connection, result: TranscriptResult, roles: Roles | None) -> None:
+        self.conn = conn
+        self.result = result
+        self._roles = roles
+        self._session_roles: dict[str, Collection[str]] = {}
+        self._conversations: dict[str, Any] = {}
+        self._budgets: dict[str, Any] = {}
+
+    def _conversation(self, session: str) -> Any:
+        conversation = self._conversations.get(session)
+        if conversation is None:
+            conversation = self._conversations[session] = ConversationMemory(
+                session, redis=self.conn
+            )
+        return conversation
+
+    def _budget(self, session: str) -> Any:
+        budget = self._budgets.get(session)
+        if budget is None:
+            budget = self._budgets[session] = TokenBudgetTracker(
+                session, SESSION_TOKEN_LIMIT, redis=self.conn
+            )
+        return budget
+
+    async def record(self, batch: list[_Entry]) -> None:
+        requests = _requests(batch)
+        for entry in batch:
+            if self._roles is not None and _role(entry.line) not in await self._allowed(entry):
+                self.result.ignored += 1
+                continue
+            request = requests.get(entry.request) if entry.request else None
+            first = request is not None and request.first_uuid == entry.line.uuid
+            tokens = request.tokens if first and request.tokens else None
+            message = _message(entry.line, tokens)
+            conversation = self._conversation(entry.session)
+            try:
+                index = await conversation.append_unique(message, entry.line.uuid)
+            except ValueError:  # the store refused what we made of the line
+                self.result.malformed += 1
+                continue
+            if index is None:
+                self.result.duplicates += 1
+                continue
+            self.result.messages_added += 1
+            if "cut_bytes" in message["context"]:
+                self.result.truncated += 1
+            if first and request is not None and request.tokens:
+                await self._record_usage(entry, request)
+        for conversation in self._conversations.values():
+            conversation.history.clear()  # the local mirror: an import must not hold it all
+
+    async def _allowed(self, entry: _Entry) -> Collection[str]:
+        roles = self._roles
+        if roles is None or not callable(roles):
+            return roles or ()
+        allowed = self._session_roles.get(entry.session)
+        if allowed is None:
+            allowed = self._session_roles[entry.session] = await roles(entry.session)
+        return allowed
+
+    async def _record_usage(self, entry: _Entry, request: _Request) -> None:
+        model = request.model
+        if model is not None:
+            try:
+                check_part("model", model)
+            except ValueError:
+                model = None
+            if model is not None and len(model) > MAX_MODEL_LENGTH:
+                model = None
+        input_, output, creation, read = request.counts
+        assert entry.request is not None
+        debit = await self._budget(entry.session).record_usage(
+            entry.request[:256],
+            request.tokens,
+            request.timestamp,
+            enforce_limit=False,
+            input_tokens=input_,
+            output_tokens=output,
+            cache_creation_input_tokens=creation,
+            cache_read_input_tokens=read,
+            model=model,
+        )
+        if not debit.duplicate:
+            self.result.usage_added += 1
+
+
+def _requests(batch: list[_Entry]) -> dict[str, _Request]:
+    requests: dict[str, _Request] = {}
+    for entry in batch:
+        if entry.request is None:
+            continue
+        message = entry.line.message
+        assert message.usage is not None
+        counts = message.usage.counts()
+        known = requests.get(entry.request)
+        if known is None:
+            requests[entry.request] = _Request(
+                counts, message.model, entry.line.timestamp, entry.line.uuid
+            )
+        else:
+            known.counts = _max_counts(known.counts, counts)
+            known.model = known.model or message.model
+    return requests
+
+
+def _max_counts(
+    a: tuple[int, int, int, int], b: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def _message(line: _Line, tokens: int | None) -> dict[str, Any]:
+    """The ConversationMessage dict for one line."""
+    message = line.message
+    context: dict[str, Any] = {"source": SOURCE, "uuid": line.uuid}
+    if line.parentUuid:
+        context["parent_uuid"] = line.parentUuid
+    if line.isSidechain:
+        context["sidechain"] = True
+        if line.agentId:
+            context["agent_id"] = line.agentId
+    if line.isMeta:
+        context["meta"] = True
+    if message.id:
+        context["message_id"] = message.id
+    if line.requestId:
+        context["request_id"] = line.requestId
+    content, role = _render(line, context)
+    content, cut, total = fit(content, MAX_CONTENT_BYTES)
+    if cut:
+        context["cut_bytes"] = cut
+        context["original_bytes"] = total
+    out: dict[str, Any] = {"role": role, "content": content, "context": context}
+    if line.timestamp is not None:
+        out["timestamp"] = line.timestamp
+    if tokens:
+        out["tokens"] = tokens
+    if line.type == "assistant" and message.model and len(message.model) <= 256:
+        out["model"] = message.model
+    return out
+
+
+def _role(line: _Line) -> str:
+    """assistant; tool for a user line of tool results only; else user."""
+    if line.type == "assistant":
+        return "assistant"
+    content = line.message.content
+    tools_only = isinstance(content, list) and content
+    if tools_only and all(block.get("type") == "tool_result" for block in content):
+        return "tool"
+    return "user"
+
+
+def _render(line: _Line, context: dict[str, Any]) -> tuple[str, str]:
+    """(content, role) of a line; notes block types and tool ids in ``context``."""
+    content = line.message.content
+    role = _role(line)
+    if isinstance(content, str):
+        return content, role
+    parts: list[str] = []
+    kinds: list[str] = []
+    tool_uses: list[dict[str, str]] = []
+    results: list[str] = []
+    for block in content:
+        kind = block.get("type")
+        kind = kind if isinstance(kind, str) else "unknown"
+        kinds.append(kind)
+        if kind == "text":
+            parts.append(_text(block.get("text")))
+        elif kind == "thinking":
+            parts.append("[thinking] " + _text(block.get("thinking")))
+        elif kind == "redacted_thinking":
+            parts.append("[redacted thinking]")
+        elif kind == "tool_use":
+            name = _text(block.get("name")) or "?"
+            tool_uses.append({"id": _text(block.get("id")), "name": name})
+            parts.append(f"[tool_use {name}] " + _json(block.get("input")))
+        elif kind == "tool_result":
+            results.append(_text(block.get("tool_use_id")))
+            text = _result_text(block.get("content"))
+            if block.get("is_error") is True:
+                context["is_error"] = True
+                text = "[error] " + text
+            parts.append(text)
+        else:
+            parts.append(f"[{kind}]")
+    if kinds:
+        context["blocks"] = kinds
+    if tool_uses:
+        context["tool_uses"] = tool_uses
+    if results:
+        context["tool_use_ids"] = results
+    return "\n\n".join(parts), role
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _result_text(content: object) -> str:
+    """A tool result's content: a string, or a list of text/image blocks."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return "" if content is None else _json(content)
+    parts = []
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "text":
+            parts.append(_text(block.get("text")))
+        elif isinstance(block, dict):
+            parts.append(f"[{_text(block.get('type')) or 'block'}]")
+        else:
+            parts.append(_json(block))
+    return "\n".join(parts)
+
+
+def _json_size(text: str) -> int:
+    """Bytes ``text`` takes inside the store's JSON (escapes included)."""
+    return len(pydantic_core.to_json(text)) - 2
+
+
+def fit(content: str, limit: int) -> tuple[str, int, int]:
+    """``content`` cut to at most ``limit`` bytes as JSON, with a note saying what was cut.
+
+    Returns (content, bytes cut, bytes it had), counted in UTF-8; when nothing was cut the
+    content is returned as it was.
+    """
+    if len(content) * 6 <= limit:  # even with every character escaped it fits
+        return content, 0, len(content.encode())
+    raw = content.encode()
+    if _json_size(content) <= limit:
+        return content, 0, len(raw)
+    target = max(limit - 200, 0)  # room for the note
+    keep = target
+    while True:
+        head = raw[:keep].decode("utf-8", "ignore")
+        size = _json_size(head)
+        if size <= target:
+            break
+        keep = min(keep - 1, keep * target // size)  # escapes make it longer: shrink in step
+    cut = len(raw) - len(head.encode())
+    note = (
+        f"\n[… memdash cut {cut:,} of {len(raw):,} bytes here: "
+        f"a stored message holds at most {MAX_MESSAGE_BYTES // 1024} KiB]"
+    )
+    return head + note, cut, len(raw)

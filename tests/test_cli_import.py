@@ -1,0 +1,204 @@
+"""`memdash import`, run as a user runs it: a subprocess against a real redis-server, on the
+transcript fixtures (tests/fixtures/claude/, see test_transcript.py for what they hold)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+from store import Connection, ConversationMemory, StatefulMemory
+from store.feed import read_namespace
+from store.integrations.claude_code import INITIAL, WORKFLOW
+from store.server import free_port
+
+from .test_cli import env_for
+from .test_transcript import AGENT_TOKENS, BLOG, PROJECTS, SHOP, SHOP_FILE, SHOP_TOKENS
+
+MEMDASH = [sys.executable, "-m", "tui.cli"]
+NS = "imp"
+TREE_SUMMARY = (
+    "imported 3 files, 2 sessions, 17 messages added, 1 duplicate skipped, "
+    "6 usage records added, 4 malformed lines skipped"
+)
+
+
+def memdash_import(home: Path, url: str, *args: str, namespace: str = NS, **kwargs):
+    return subprocess.run(
+        [*MEMDASH, "import", *args, "--redis", url, "--namespace", namespace],
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+async def sessions(url: str, namespace: str = NS):
+    conn = Connection(url, namespace=namespace)
+    try:
+        return await read_namespace(conn)
+    finally:
+        await conn.aclose()
+
+
+async def test_a_projects_tree_is_imported_once_and_again_adds_nothing(tmp_path, redis_url):
+    first = memdash_import(tmp_path, redis_url, str(PROJECTS))
+
+    assert (first.returncode, first.stderr) == (0, "")  # no progress bar: stderr is no terminal
+    assert first.stdout == TREE_SUMMARY + "\n"
+    views = await sessions(redis_url)
+    assert set(views) == {SHOP, BLOG}
+    shop = views[SHOP]
+    assert shop.conversation.total == 12 + 3  # the session file, then its subagent's file
+    assert shop.budget.used == SHOP_TOKENS + AGENT_TOKENS
+    assert shop.context["transcript_path"] == str(SHOP_FILE)
+    assert shop.workflow is None  # an import does not claim to know how the session ended
+    assert views[BLOG].conversation.total == 2
+
+    again = memdash_import(tmp_path, redis_url, str(PROJECTS))
+
+    assert again.returncode == 0
+    assert again.stdout == (
+        "imported 3 files, 2 sessions, 0 messages added, 18 duplicates skipped, "
+        "0 usage records added, 4 malformed lines skipped\n"
+    )
+    views = await sessions(redis_url)
+    assert views[SHOP].conversation.total == 15
+    assert views[SHOP].budget.used == SHOP_TOKENS + AGENT_TOKENS
+
+
+async def test_one_file_into_a_chosen_session_and_namespace(tmp_path, redis_url):
+    out = memdash_import(tmp_path, redis_url, str(SHOP_FILE), "--session", "mine", namespace="x")
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("imported 1 file, 1 session, 12 messages added")
+    assert set(await sessions(redis_url, "x")) == {"mine"}
+    assert await sessions(redis_url) == {}
+
+
+async def test_a_session_the_hooks_followed_gets_only_its_assistant_lines(tmp_path, redis_url):
+    """The hooks recorded its prompts and tool calls; the import adds what Stop would."""
+    conn = Connection(redis_url, namespace=NS)
+    try:
+        workflow = StatefulMemory(SHOP, transitions=WORKFLOW, initial=INITIAL, redis=conn)
+        await workflow.define()
+        conversation = ConversationMemory(SHOP, redis=conn)
+        hook = {"role": "user", "content": "The checkout total ignores the discount. Fix it."}
+        await conversation.append_unique(hook, "hook:prompt:1")
+
+        out = memdash_import(tmp_path, redis_url, str(SHOP_FILE))
+
+        assert out.returncode == 0, out.stderr
+        assert "7 messages added" in out.stdout
+        recorded = await conversation.load()
+        assert [m["role"] for m in recorded] == ["user"] + ["assistant"] * 7
+        assert (await StatefulMemory.open(SHOP, redis=conn)).current_state == "idle"
+    finally:
+        await conn.aclose()
+
+
+async def test_a_path_that_does_not_exist_is_refused_and_nothing_is_written(tmp_path, redis_url):
+    out = memdash_import(tmp_path, redis_url, str(SHOP_FILE), str(tmp_path / "nope"))
+
+    assert out.returncode == 2
+    assert "no such file or directory" in out.stderr and "nope" in out.stderr
+    assert out.stdout == ""
+    assert await sessions(redis_url) == {}
+
+
+def test_a_bad_session_id_is_refused(tmp_path, redis_url):
+    out = memdash_import(tmp_path, redis_url, str(SHOP_FILE), "--session", "a\tb")
+
+    assert out.returncode == 2
+    assert "session" in out.stderr
+
+
+def test_an_unreachable_store_is_reported(tmp_path):
+    out = memdash_import(tmp_path, f"redis://127.0.0.1:{free_port()}/0", str(SHOP_FILE))
+
+    assert out.returncode == 1
+    assert "cannot reach the store" in out.stderr
+    assert out.stdout == ""
+
+
+async def test_an_unreadable_file_is_reported_and_the_others_imported(tmp_path, redis_url):
+    tree = tmp_path / "projects" / "p"
+    tree.mkdir(parents=True)
+    (tree / "ok.jsonl").write_bytes(SHOP_FILE.read_bytes())
+    (tree / "gone.jsonl").symlink_to(tmp_path / "deleted.jsonl")
+
+    out = memdash_import(tmp_path, redis_url, str(tmp_path / "projects"))
+
+    assert out.returncode == 1
+    assert "cannot read" in out.stderr and "gone.jsonl" in out.stderr
+    assert out.stdout.startswith("imported 1 file, 1 session, 12 messages added")
+    assert out.stdout.rstrip().endswith("1 file unreadable")
+    assert (await sessions(redis_url))[SHOP].conversation.total == 12
+
+
+async def test_a_huge_tool_output_is_imported_cut_with_a_note(tmp_path, redis_url):
+    path = tmp_path / "huge.jsonl"
+    output = "line of build output\n" * 100_000  # 2.1 MB
+    block = {"type": "tool_result", "tool_use_id": "toolu_9", "content": output}
+    entry = {"type": "user", "uuid": "h-1", "sessionId": "huge", "message": {"content": [block]}}
+    path.write_text(json.dumps(entry) + "\n")
+
+    out = memdash_import(tmp_path, redis_url, str(path))
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip().endswith(
+        "1 message added, 0 duplicates skipped, "
+        "0 usage records added, 0 malformed lines skipped, "
+        "1 message cut to fit"
+    )
+    conn = Connection(redis_url, namespace=NS)
+    try:
+        [message] = await ConversationMemory("huge", redis=conn).load()
+    finally:
+        await conn.aclose()
+    assert message["role"] == "tool"
+    assert message["context"]["original_bytes"] == len(output)
+    assert (
+        f"memdash cut {message['context']['cut_bytes']:,} of {len(output):,} bytes"
+        in (message["content"])
+    )
+
+
+def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path, redis_url):
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [*MEMDASH, "import", str(PROJECTS), "--redis", redis_url, "--namespace", NS],
+            env={**env_for(tmp_path), "COLUMNS": "100", "TERM": "xterm"},
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+        )
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while True:  # read the terminal until the process closes it
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    assert proc.returncode == 0
+    assert stdout == TREE_SUMMARY + "\n"
+    assert b"\x1b[" in shown  # drawn (and cleared) with escape sequences
+    assert b"jsonl" in shown  # the file being imported

@@ -1,0 +1,445 @@
+"""record_transcript: Claude Code transcript lines into a real store, through the public API.
+
+The fixtures under tests/fixtures/claude/ are written from the documented transcript format: a
+session file with a response split over three lines, a duplicate line, malformed lines,
+non-conversation lines, sidechain lines and a synthetic API-error message; a subagent file; a
+second project whose last line is still being written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pydantic_core
+import pytest
+
+from store import ConversationMemory, MemoryKey, MemoryStore, TokenBudgetTracker
+from store.budget import COUNTS
+from store.conversation import MAX_MESSAGE_BYTES
+from store.feed import read_namespace
+from store.integrations import transcript
+from store.integrations.transcript import record_transcript
+
+from .events import capture_events
+
+PROJECTS = Path(__file__).parent / "fixtures" / "claude" / "projects"
+SHOP = "3f1c2b9e-5d7a-4e1b-9a51-0c1d2e3f4a5b"
+BLOG = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+SHOP_FILE = PROJECTS / "-home-alice-src-shop" / f"{SHOP}.jsonl"
+AGENT_FILE = PROJECTS / "-home-alice-src-shop" / SHOP / "subagents" / "agent-a1b2c3d.jsonl"
+BLOG_FILE = PROJECTS / "-home-alice-src-blog" / f"{BLOG}.jsonl"
+
+# The session file's four requests: msg_01A (three lines; output_tokens 4, 30, then 120),
+# msg_01S (sidechain), msg_01B, msg_01C. Fields: input, output, cache creation, cache read.
+REQUESTS = {
+    "msg_01A:req_011CPa1": (10, 120, 1000, 2000),
+    "msg_01S:req_011CPs1": (50, 20, 0, 500),
+    "msg_01B:req_011CPa2": (3, 60, 200, 3000),
+    "msg_01C:req_011CPa3": (5, 80, 0, 3300),
+}
+SHOP_TOKENS = sum(sum(counts) for counts in REQUESTS.values())
+AGENT_TOKENS = 40 + 25 + 100 + 900  # msg_01G; its copy of msg_01S is already counted
+
+
+def budget(conn, session=SHOP):
+    return TokenBudgetTracker(session, 1, redis=conn)
+
+
+async def messages(conn, session=SHOP):
+    return await ConversationMemory(session, redis=conn).load()
+
+
+def line(uuid, kind="user", content="hi", session=SHOP, **fields) -> str:
+    message = fields.pop("message", {"role": kind, "content": content})
+    data = {"type": kind, "uuid": uuid, "sessionId": session, "message": message, **fields}
+    return json.dumps(data) + "\n"
+
+
+def response(uuid, message_id, blocks, usage, request="req_1", **fields) -> str:
+    message = {
+        "id": message_id,
+        "role": "assistant",
+        "model": "claude-sonnet-4-20250514",
+        "content": blocks,
+        "usage": dict(zip(COUNTS, usage, strict=True)),
+    }
+    return line(uuid, "assistant", message=message, requestId=request, **fields)
+
+
+async def test_a_session_file_is_recorded_with_every_kind_of_line_counted(conn):
+    result = await record_transcript(conn, SHOP_FILE)
+
+    assert result.offset == SHOP_FILE.stat().st_size
+    assert result.sessions == {SHOP}
+    assert result.lines == 20
+    assert result.messages_added == 12
+    assert result.duplicates == 1  # the repeated tool-result line
+    assert result.malformed == 4  # not JSON, cut off, not an object, no message
+    assert result.ignored == 3  # summary, system, file-history-snapshot
+    assert result.usage_added == 4  # the synthetic API error is not a request
+    assert result.truncated == 0
+    assert [m["context"]["uuid"] for m in await messages(conn)] == [
+        "u-0001",
+        "u-0002",
+        "u-0003",
+        "u-0004",
+        "u-0005",
+        "u-side-1",
+        "u-side-2",
+        "u-0006",
+        "u-0007",
+        "u-0008",
+        "u-0009",
+        "u-0010",
+    ]
+
+
+async def test_a_response_over_three_lines_counts_once_with_its_final_usage(conn):
+    await record_transcript(conn, SHOP_FILE)
+
+    status = await budget(conn).status()
+    assert status.requests == len(REQUESTS)
+    assert status.used == SHOP_TOKENS
+    inputs, outputs, creation, reads = (sum(c) for c in zip(*REQUESTS.values(), strict=True))
+    assert status.input_tokens == inputs
+    assert status.output_tokens == outputs  # 120 for msg_01A, not 4 + 30 + 120 nor 4
+    assert status.cache_creation_input_tokens == creation
+    assert status.cache_read_input_tokens == reads
+    # the response's tokens ride on its first line only, so per-message sums match the budget
+    by_uuid = {m["context"]["uuid"]: m for m in await messages(conn)}
+    assert by_uuid["u-0002"]["tokens"] == sum(REQUESTS["msg_01A:req_011CPa1"])
+    assert "tokens" not in by_uuid["u-0003"] and "tokens" not in by_uuid["u-0004"]
+    assert {by_uuid[u]["context"]["message_id"] for u in ("u-0002", "u-0003", "u-0004")} == {
+        "msg_01A"
+    }
+    assert sum(m.get("tokens", 0) for m in by_uuid.values()) == status.used
+
+
+async def test_lines_become_messages_with_roles_text_and_context(conn):
+    await record_transcript(conn, SHOP_FILE)
+    by_uuid = {m["context"]["uuid"]: m for m in await messages(conn)}
+
+    prompt = by_uuid["u-0001"]
+    assert (prompt["role"], prompt["content"]) == (
+        "user",
+        "The checkout total ignores the discount. Fix it.",
+    )
+    assert prompt["timestamp"] == datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+    assert by_uuid["u-0002"]["content"] == "[thinking] Look at cart.py first."
+    assert by_uuid["u-0002"]["model"] == "claude-sonnet-4-20250514"
+    assert by_uuid["u-0002"]["context"]["parent_uuid"] == "u-0001"
+    read = by_uuid["u-0004"]
+    assert read["role"] == "assistant"
+    assert read["content"] == '[tool_use Read] {"file_path": "/home/alice/src/shop/cart.py"}'
+    assert read["context"]["tool_uses"] == [{"id": "toolu_01", "name": "Read"}]
+    result = by_uuid["u-0005"]
+    assert result["role"] == "tool"
+    assert result["content"].startswith("def total(cart):")
+    assert result["context"]["tool_use_ids"] == ["toolu_01"]
+    failed = by_uuid["u-0007"]
+    assert failed["role"] == "tool"
+    assert failed["content"] == "[error] 1 failed: test_discount\n[image]"
+    assert failed["context"]["is_error"] is True
+    assert by_uuid["u-0008"]["content"].endswith("✔")
+    screenshot = by_uuid["u-0010"]
+    assert screenshot["role"] == "user"  # text and an image: not a tool result
+    assert screenshot["content"] == "Thanks! Here is the screenshot.\n\n[image]"
+    synthetic = by_uuid["u-0009"]
+    assert synthetic["model"] == "<synthetic>" and "tokens" not in synthetic
+
+
+async def test_sidechain_lines_go_to_the_parent_session_marked_as_sidechain(conn):
+    await record_transcript(conn, SHOP_FILE)
+    result = await record_transcript(conn, AGENT_FILE)
+
+    assert result.sessions == {SHOP}
+    assert (result.messages_added, result.usage_added) == (3, 1)
+    by_uuid = {m["context"]["uuid"]: m for m in await messages(conn)}
+    assert by_uuid["u-side-2"]["context"]["sidechain"] is True
+    assert "agent_id" not in by_uuid["u-side-2"]["context"]
+    agent = by_uuid["u-agent-2"]
+    assert agent["context"]["sidechain"] is True
+    assert agent["context"]["agent_id"] == "a1b2c3d"
+    assert agent["model"] == "claude-3-5-haiku-20241022"
+    assert "sidechain" not in by_uuid["u-0001"]["context"]
+    # the subagent file's copy of msg_01S is another line (kept) but the same request (not)
+    assert by_uuid["u-agent-3"]["content"] == by_uuid["u-side-2"]["content"]
+    assert (await budget(conn).status()).used == SHOP_TOKENS + AGENT_TOKENS
+
+
+async def test_recording_again_adds_nothing(conn):
+    first = await record_transcript(conn, SHOP_FILE)
+    before = (await budget(conn).status()).used
+
+    again = await record_transcript(conn, SHOP_FILE)
+
+    assert (again.messages_added, again.usage_added) == (0, 0)
+    assert again.duplicates == first.messages_added + first.duplicates
+    assert again.malformed == first.malformed
+    assert (await budget(conn).status()).used == before
+    assert (await ConversationMemory(SHOP, redis=conn).count()).total == first.messages_added
+
+
+async def test_usage_is_not_recounted_once_the_budget_forgot_the_request_ids(conn):
+    """The budget remembers request ids for 24 h; the conversation remembers line ids for good,
+    and usage is recorded only with a new line, so a re-import a week later counts nothing."""
+    await record_transcript(conn, SHOP_FILE)
+    used = (await budget(conn).status()).used
+    remembered = [key async for key in conn.client.scan_iter(match="*budget:req:*")]
+    assert len(remembered) == len(REQUESTS)
+    await conn.client.delete(*remembered)  # as if 24 hours had passed
+
+    again = await record_transcript(conn, SHOP_FILE)
+
+    assert again.usage_added == 0
+    assert (await budget(conn).status()).used == used
+
+
+async def test_usage_past_the_limit_is_recorded_not_refused(conn):
+    tracker = TokenBudgetTracker(SHOP, 1000, redis=conn)
+    await tracker.track_request("before", 10)  # stores the small limit
+
+    result = await record_transcript(conn, SHOP_FILE)
+
+    status = await tracker.status()
+    assert result.usage_added == len(REQUESTS)
+    assert status.limit == 1000
+    assert status.used == 10 + SHOP_TOKENS and status.over_limit
+    assert status.rejected == 0
+
+
+async def test_only_complete_lines_are_read_and_the_offset_says_where_to_go_on(conn, tmp_path):
+    path = tmp_path / "live.jsonl"
+    first, second = line("l-1", content="one"), line("l-2", content="two")
+    path.write_text(first + second[:20])  # the second line is being written
+
+    result = await record_transcript(conn, path)
+
+    assert result.offset == len(first.encode())
+    assert (result.lines, result.messages_added, result.malformed) == (1, 1, 0)
+    with path.open("a") as file:
+        file.write(second[20:] + line("l-3", content="three"))
+    more = await record_transcript(conn, path, offset=result.offset)
+    assert (more.lines, more.messages_added, more.duplicates) == (2, 2, 0)
+    assert more.offset == path.stat().st_size
+    assert [m["content"] for m in await messages(conn)] == ["one", "two", "three"]
+    # nothing new: nothing read
+    idle = await record_transcript(conn, path, offset=more.offset)
+    assert (idle.lines, idle.offset) == (0, more.offset)
+
+
+async def test_a_file_shorter_than_the_offset_is_read_from_the_start(conn, tmp_path):
+    path = tmp_path / "replaced.jsonl"
+    path.write_text(line("r-1", content="new file"))
+
+    result = await record_transcript(conn, path, offset=10_000)
+
+    assert result.messages_added == 1
+    assert result.offset == path.stat().st_size
+
+
+async def test_the_blog_fixture_stops_before_its_unfinished_last_line(conn):
+    result = await record_transcript(conn, BLOG_FILE)
+
+    assert result.messages_added == 2
+    assert result.offset < BLOG_FILE.stat().st_size
+    assert BLOG_FILE.read_bytes()[: result.offset].endswith(b"\n")
+
+
+@pytest.mark.parametrize("limit", [("BATCH_LINES", 2), ("BATCH_BYTES", 1)])
+async def test_a_batch_never_splits_a_response(conn, tmp_path, monkeypatch, limit):
+    monkeypatch.setattr(transcript, *limit)
+    path = tmp_path / "batches.jsonl"
+    parts = [
+        response(f"p-{n}", "msg_long", [{"type": "text", "text": f"part {n}"}], (1, n * 10, 0, 0))
+        for n in range(1, 6)
+    ]
+    path.write_text(line("q", content="go") + "".join(parts) + line("q2", content="next"))
+
+    result = await record_transcript(conn, path)
+
+    assert (result.messages_added, result.usage_added) == (7, 1)
+    assert (await budget(conn).status()).used == 1 + 50  # the last line's output_tokens
+
+
+async def test_a_response_read_in_two_calls_is_kept_whole_and_counted_once(conn, tmp_path):
+    """A hook may read while a response is still being written: no line is lost, and its usage
+    is the one seen first (as ccusage counts it)."""
+    path = tmp_path / "halves.jsonl"
+    parts = [
+        response(f"h-{n}", "msg_h", [{"type": "text", "text": f"half {n}"}], (2, n, 0, 0))
+        for n in (1, 2)
+    ]
+    path.write_text(parts[0])
+    first = await record_transcript(conn, path)
+    path.write_text(parts[0] + parts[1])
+
+    second = await record_transcript(conn, path, offset=first.offset)
+
+    assert (first.usage_added, second.usage_added) == (1, 0)
+    assert second.messages_added == 1
+    assert [m["content"] for m in await messages(conn)] == ["half 1", "half 2"]
+    assert (await budget(conn).status()).used == 3
+
+
+async def test_huge_tool_outputs_are_cut_with_a_note_never_refused(conn, tmp_path):
+    path = tmp_path / "huge.jsonl"
+    plain = "x" * (3 * 1024 * 1024)
+    escaped = "\x01" * (600 * 1024)  # six bytes each as JSON
+    wide = "é" * (400 * 1024)  # two bytes each: the cut must not split one
+    path.write_text(
+        "".join(
+            line(
+                f"big-{n}",
+                message={
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": f"t{n}", "content": text}],
+                },
+            )
+            for n, text in enumerate((plain, escaped, wide))
+        )
+    )
+
+    result = await record_transcript(conn, path)
+
+    assert (result.messages_added, result.truncated, result.malformed) == (3, 3, 0)
+    for message, text in zip(await messages(conn), (plain, escaped, wide), strict=True):
+        context = message["context"]
+        original = len(text.encode())
+        assert context["original_bytes"] == original
+        kept, note = message["content"].split("\n[… memdash cut ")
+        assert text.startswith(kept)
+        assert context["cut_bytes"] == original - len(kept.encode()) > 0
+        assert note.startswith(f"{context['cut_bytes']:,} of {original:,} bytes here")
+        stored = pydantic_core.to_json({**message, "timestamp": ""})
+        assert len(stored) <= MAX_MESSAGE_BYTES
+    again = await record_transcript(conn, path)
+    assert (again.duplicates, again.truncated) == (3, 0)
+
+
+def test_fit_keeps_what_fits_and_says_what_it_cut():
+    assert transcript.fit("short", 100) == ("short", 0, 5)
+    text = "ab\x02" * 100
+    content, cut, total = transcript.fit(text, 200)
+    assert total == 300 and cut > 0
+    assert len(pydantic_core.to_json(content)) - 2 <= 200
+    assert content.startswith(text[: 300 - cut])
+
+
+async def test_malformed_lines_are_skipped_and_counted(conn, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(
+        b"\n"  # blank: nothing
+        + b"\xff\xfe not utf-8\n"
+        + b"null\n"
+        + b'{"type": "user", "uuid": "no-session", "message": {"content": "x"}}\n'
+        + b'{"type": "user", "uuid": "", "sessionId": "s", "message": {"content": "x"}}\n'
+        + b'{"type": "assistant", "uuid": "a", "sessionId": "s", "message": {"content": 5}}\n'
+        + b'{"type": "assistant", "uuid": "u", "sessionId": "s", "message": {"content": "x",'
+        + b' "usage": {"input_tokens": -3}}}\n'
+        + b'{"type": "user", "uuid": "bad\\u0007id", "sessionId": "s",'
+        + b' "message": {"content": ""}}\n'
+        + line("fine", content="still read").encode()
+    )
+
+    result = await record_transcript(conn, path)
+
+    assert (result.malformed, result.messages_added, result.lines) == (7, 1, 9)
+    assert [m["content"] for m in await messages(conn)] == ["still read"]
+
+
+async def test_session_id_puts_every_line_in_one_session(conn):
+    result = await record_transcript(conn, BLOG_FILE, session_id="chosen")
+
+    assert result.sessions == {"chosen"}
+    assert len(await messages(conn, "chosen")) == 2
+    assert await messages(conn, BLOG) == []
+    with pytest.raises(ValueError):
+        await record_transcript(conn, BLOG_FILE, session_id="bad\nid")
+
+
+async def test_the_session_context_is_written_only_when_there_is_none(conn, tmp_path):
+    store = MemoryStore(conn)
+    shop_key = MemoryKey(scope="session", user_id=SHOP, component="context")
+    blog_key = MemoryKey(scope="session", user_id=BLOG, component="context")
+    await store.set(shop_key, {"cwd": "/from/the/hook", "source": "startup"})
+
+    await record_transcript(conn, SHOP_FILE)
+    await record_transcript(conn, BLOG_FILE)
+
+    assert await store.get(shop_key) == {"cwd": "/from/the/hook", "source": "startup"}
+    entry = await store.get_entry(blog_key)
+    assert entry.ttl is None
+    assert entry.value == {
+        "agent": "claude-code",
+        "transcript_path": str(BLOG_FILE),
+        "cwd": "/home/alice/src/blog",
+        "git_branch": "draft",
+        "version": "1.0.98",
+        "model": "claude-opus-4-20250514",
+    }
+    skipped = tmp_path / "skip.jsonl"
+    shutil.copy(BLOG_FILE, skipped)
+    await record_transcript(conn, skipped, session_id="no-context", save_context=False)
+    assert (
+        await store.get(MemoryKey(scope="session", user_id="no-context", component="context"))
+        is None
+    )
+
+
+async def test_a_subagent_file_alone_writes_no_context(conn):
+    await record_transcript(conn, AGENT_FILE)
+
+    key = MemoryKey(scope="session", user_id=SHOP, component="context")
+    assert await MemoryStore(conn).get(key) is None
+
+
+async def test_the_dashboard_feed_sees_the_recorded_session(conn):
+    async with capture_events(conn) as log:
+        await record_transcript(conn, SHOP_FILE)
+
+    kinds = log.kinds()
+    assert kinds.count("conversation.append") == 12
+    assert kinds.count("budget.usage") == len(REQUESTS)
+    assert kinds.count("memory.set") == 1
+    view = (await read_namespace(conn))[SHOP]
+    assert view.conversation.total == 12
+    assert view.budget.used == SHOP_TOKENS
+    assert view.context["cwd"] == "/home/alice/src/shop"
+    assert view.context["model"] == "claude-sonnet-4-20250514"  # the main line's latest
+
+
+async def test_roles_records_only_those_lines(conn):
+    """The Stop hook records only assistant lines: the other hooks recorded prompts and tools."""
+    result = await record_transcript(conn, SHOP_FILE, roles={"assistant"})
+
+    recorded = await messages(conn)
+    assert {m["role"] for m in recorded} == {"assistant"}
+    assert result.messages_added == len(recorded) == 7
+    assert result.ignored == 3 + 6  # the non-conversation lines, then user and tool lines
+    assert result.usage_added == len(REQUESTS)
+
+
+async def test_roles_may_depend_on_the_session(conn, tmp_path):
+    path = tmp_path / "two.jsonl"
+    path.write_text(line("a-1", session="hooked") + line("b-1", session="plain"))
+    asked = []
+
+    async def roles(session):
+        asked.append(session)
+        return {"assistant"} if session == "hooked" else {"user"}
+
+    result = await record_transcript(conn, path, roles=roles)
+
+    assert (result.messages_added, result.ignored) == (1, 1)
+    assert await messages(conn, "hooked") == []
+    assert len(await messages(conn, "plain")) == 1
+    assert asked == ["hooked", "plain"]
+
+
+async def test_a_missing_file_raises_oserror(conn, tmp_path):
+    with pytest.raises(OSError):
+        await record_transcript(conn, tmp_path / "nope.jsonl")

@@ -1,0 +1,244 @@
+"""`memdash import <path>…`: Claude Code transcripts already on disk, into the store.
+
+A path is a transcript file (any name) or a directory walked for ``*.jsonl`` (the
+``~/.claude/projects`` layout: ``<project>/<session>.jsonl`` and
+``<project>/<session>/subagents/agent-*.jsonl``), read in path order so a session's own file
+comes before its subagents'. Each file goes through
+``store.integrations.transcript.record_transcript`` (see there for what is recorded and how),
+so importing again adds nothing, and a session the hooks recorded live is completed, not
+doubled: for a session whose workflow is stored (the hooks followed it live and recorded its
+prompts and tool calls) only the assistant lines are recorded, as the ``Stop`` hook does.
+Sessions are the lines' ``sessionId`` (or ``--session``).
+
+The import does not touch workflows: a transcript on disk may belong to a session still
+running, so marking it ``ended`` could be false, and a session without a workflow is how the
+dashboard tells one memdash did not follow live.
+
+Output: a progress bar on stderr when stderr is a terminal; one summary line on stdout. Exit 0;
+1 when the store cannot be reached or a file cannot be read (the others are still imported);
+2 for bad arguments (a path that does not exist, a bad session id or URL), nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from . import add_store_options
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+CONNECT_TIMEOUT = 10.0  # seconds to reach the store before giving up
+ALL_ROLES = frozenset({"user", "tool", "assistant"})
+HOOKED_ROLES = frozenset({"assistant"})  # what the Stop hook records: the rest came by hooks
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "import",
+        help="import Claude Code transcripts (files or a ~/.claude/projects tree)",
+        description="Import Claude Code transcript files (JSONL), or every *.jsonl under a "
+        "directory such as ~/.claude/projects: messages, token usage and session context. "
+        "Idempotent: importing again adds nothing. Malformed lines are skipped and counted.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="a transcript or a directory")
+    parser.add_argument(
+        "--session", metavar="ID", help="record every line in this session (default: sessionId)"
+    )
+    add_store_options(parser)
+    parser.set_defaults(func=run)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"memdash import: {message}", file=sys.stderr)
+    return code
+
+
+def transcripts(paths: Iterable[Path]) -> list[Path]:
+    """The files to import: given files as they are, directories walked for ``*.jsonl``."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            walked = []
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                walked += [Path(root, name) for name in files if name.endswith(".jsonl")]
+            found += sorted(walked, key=str)  # "<session>.jsonl" sorts before "<session>/…"
+        else:
+            found.append(path)
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    import store
+    from store.keys import check_part
+
+    paths = [Path(path).expanduser() for path in args.paths]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        return fail("no such file or directory: " + ", ".join(missing), EXIT_USAGE)
+    try:
+        if args.session is not None:
+            check_part("session", args.session)
+        conn = store.connect(
+            getattr(args, "redis", None), namespace=getattr(args, "namespace", None)
+        )
+    except ValueError as error:
+        return fail(str(error), EXIT_USAGE)
+    files = transcripts(paths)
+    return asyncio.run(_import(conn, files, args.session))
+
+
+async def _import(conn: Any, files: list[Path], session: str | None) -> int:
+    from redis.exceptions import RedisError
+
+    from store.integrations.transcript import TranscriptResult, record_transcript
+
+    total = TranscriptResult(offset=0)
+    imported = unreadable = 0
+    try:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await conn.client.ping()
+        except (RedisError, OSError, TimeoutError) as error:
+            return fail(f"cannot reach the store at {conn.display_url}: {error}")
+        with _Progress(files) as progress:
+            for path in files:
+                progress.start(path)
+                try:
+                    result = await record_transcript(
+                        conn,
+                        path,
+                        session_id=session,
+                        progress=progress.reached,
+                        roles=partial(_roles, conn),
+                    )
+                except (RedisError, TimeoutError) as error:
+                    progress.stop()
+                    print(_summary(imported, total), flush=True)
+                    return fail(f"the store failed during {path}: {error}")
+                except OSError as error:
+                    unreadable += 1
+                    progress.warn(f"memdash import: cannot read {path}: {error.strerror or error}")
+                    continue
+                progress.done(path)
+                _add(total, result)
+                imported += 1
+    finally:
+        await conn.aclose()
+    print(_summary(imported, total, unreadable), flush=True)
+    return EXIT_FAILED if unreadable else 0
+
+
+async def _roles(conn: Any, session: str) -> frozenset[str]:
+    """What to record of a session: everything, or only what the hooks did not record."""
+    from store import StatefulMemory
+
+    try:
+        await StatefulMemory.open(session, redis=conn)
+    except LookupError:
+        return ALL_ROLES
+    return HOOKED_ROLES
+
+
+def _add(total: Any, result: Any) -> None:
+    total.sessions |= result.sessions
+    for name in ("messages_added", "duplicates", "usage_added", "malformed", "ignored"):
+        setattr(total, name, getattr(total, name) + getattr(result, name))
+    total.truncated += result.truncated
+    total.lines += result.lines
+
+
+def _plural(count: int, word: str, words: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
+def _summary(files: int, total: Any, unreadable: int = 0) -> str:
+    parts = [
+        f"imported {_plural(files, 'file')}",
+        _plural(len(total.sessions), "session"),
+        f"{_plural(total.messages_added, 'message')} added",
+        f"{_plural(total.duplicates, 'duplicate')} skipped",
+        f"{_plural(total.usage_added, 'usage record')} added",
+        f"{_plural(total.malformed, 'malformed line')} skipped",
+    ]
+    if total.truncated:
+        parts.append(f"{_plural(total.truncated, 'message')} cut to fit")
+    if unreadable:
+        parts.append(f"{_plural(unreadable, 'file')} unreadable")
+    return ", ".join(parts)
+
+
+class _Progress:
+    """A rich progress bar over the files' bytes, on stderr, only when stderr is a terminal."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._base = 0  # bytes of the files finished
+        self._sizes: dict[Path, int] = {}
+        if not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        for path in files:
+            try:
+                self._sizes[path] = path.stat().st_size
+            except OSError:
+                self._sizes[path] = 0
+        self._bar = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self._task = self._bar.add_task("importing", total=sum(self._sizes.values()) or None)
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def warn(self, message: str) -> None:
+        """A line on stderr (above the bar while it shows)."""
+        if self._bar is not None:
+            self._bar.console.print(message, markup=False, highlight=False)
+        else:
+            print(message, file=sys.stderr)
+
+    def start(self, path: Path) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=path.name[:40], completed=self._base)
+
+    @property
+    def reached(self) -> Callable[[int], None] | None:
+        if self._bar is None:
+            return None
+        return lambda offset: self._bar.update(self._task, completed=self._base + offset)
+
+    def done(self, path: Path) -> None:
+        if self._bar is not None:
+            self._base += self._sizes.get(path, 0)
+            self._bar.update(self._task, completed=self._base)
