@@ -23,6 +23,34 @@ def env_for(home: Path) -> dict[str, str]:
     return env
 
 
+def test_the_literal_version_is_the_installed_one():
+    # tui.__version__ is a literal (importlib.metadata costs every hook call ~30 ms) that
+    # pyproject.toml reads at build time: the two cannot drift apart.
+    from importlib.metadata import version
+
+    import tui
+
+    assert tui.__version__ == version("memdash")
+
+
+def test_only_the_command_being_run_is_imported():
+    from tui.commands import command_in
+
+    assert command_in(["hook"]) == "hook"
+    assert command_in(["--redis", "unix:///x", "--namespace", "status", "import", "p"]) == "import"
+    assert command_in(["--session", "s1"]) is None  # the dashboard
+    assert command_in(["no-such-command"]) is None  # argparse lists the real ones
+    out = subprocess.run(
+        [*MEMDASH, "hook", "--help"], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+    )  # fmt: skip
+    assert out.stdout.startswith("usage: memdash hook")
+    # (importtime does not list modules loaded by importlib.import_module, only their imports)
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines()}
+    assert "argparse" in imported
+    assert not imported & {"asyncio", "redis", "pydantic", "textual"}
+
+
 def test_version():
     out = subprocess.run([*MEMDASH, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("memdash ")

@@ -1,8 +1,6 @@
 """memdash's terminal dashboard and command line."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("memdash")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written (pyproject.toml reads it from here): a literal, because
+# every `memdash` process, one per agent event for `memdash hook`, would otherwise pay ~30 ms
+# for importlib.metadata to look it up.
+__version__ = "0.1.0"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from . import __version__
-from .commands import NAMES
+from .commands import COMMANDS, command_in
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -19,7 +19,8 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that subcommand's module is imported and registered."""
     parser = argparse.ArgumentParser(
         prog="memdash",
         description="Redis-backed memory for LLM agents, and a live dashboard. "
@@ -35,14 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--session", metavar="ID", help="select this session at start")
     parser.set_defaults(func=_dashboard)
     commands = parser.add_subparsers(dest="command")
-    for name in NAMES:
-        import_module(f".commands.{name}", __package__).register(commands)
+    for name in [command] if command in COMMANDS else list(COMMANDS):
+        import_module(f".commands.{COMMANDS[name]}", __package__).register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_in(arguments))
+    args = parser.parse_args(arguments)
     try:
         return args.func(args)
     except BrokenPipeError:

@@ -9,7 +9,33 @@ from __future__ import annotations
 
 import argparse
 
-NAMES = ("server",)
+COMMANDS = {
+    "server": "server",
+    "demo": "demo",
+    "simulate": "simulate",
+    "hook": "hook",
+    "install-hooks": "install_hooks",
+    "import": "import_",
+    "export": "export",
+    "status": "status",
+}
+"""Command name -> module. The CLI imports only the module of the command being run (all of them
+for help or the dashboard): a `memdash hook` must not pay for the others' imports."""
+
+_VALUED = {"--redis", "--namespace", "--session"}  # top-level options that take a value
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv``, if any (the first word that is not an option)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _VALUED:
+            skip = True
+        elif not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
