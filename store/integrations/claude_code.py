@@ -1,0 +1,589 @@
+"""Claude Code hooks into the store: the payload models and the recorder that maps each hook event
+onto the public ``store`` API.
+
+Claude Code runs a hook command with a JSON payload on stdin (``session_id``,
+``transcript_path``, ``cwd``, ``hook_event_name`` and per-event fields). The session id is Claude
+Code's ``session_id``.
+
+**Messages come from the transcript.** Claude Code writes every prompt, assistant block and tool
+result to the transcript JSONL, and ``memdash import`` records those lines (by line ``uuid``,
+with their token usage, see :mod:`store.integrations.transcript`). If hooks also recorded the
+prompt and the tool calls from their payloads, every one of them would be stored twice (once
+under a hook id, once under the line's uuid). So every hook first records the transcript's new
+lines, from the byte offset the previous hook of that session reached
+(:class:`TranscriptOffsets`): messages appear as the session goes, each once, with their usage,
+and importing the same transcript later adds nothing. A line Claude Code writes after the hook
+ran (a tool's result is written after PostToolUse) is picked up by the next hook, at the latest
+by Stop. Only when the payload names no readable transcript do UserPromptSubmit and
+Pre/PostToolUse store a message built from the payload (ids ``hook:prompt:<hash>``,
+``hook:<tool_use_id>:pre`` / ``:post``), so nothing is lost then either.
+
+What each event records besides:
+
+- ``SessionStart`` (``source``, ``model``): the session's context (``session/context`` memory,
+  no TTL: it lasts as long as the session's other keys) gets ``agent``, ``cwd``, ``model``,
+  ``source``, ``transcript_path``, ``permission_mode`` and ``started_at`` merged into what is
+  there (compare-and-set, so a dashboard edit is not lost); workflow ``idle`` (a new session:
+  defined; a resume: ``ended -> idle``).
+- ``UserPromptSubmit``: workflow ``prompting`` (the move's data has the prompt's first
+  :data:`PREVIEW_CHARS` characters, so the dashboard shows it at once).
+- ``PreToolUse``: ``tool`` (data: tool name, tool use id, input preview); ``PostToolUse`` (and
+  ``PostToolUseFailure`` of newer Claude Code): ``responding``, the model goes on with the result.
+- ``Stop``: ``idle``; its transcript read also writes the session context if none exists.
+- ``PreCompact`` (``trigger``, ``custom_instructions``): a ``system`` message "context
+  compacted (trigger=…)". Not a trim: Claude Code keeps every transcript line, and the store's
+  trim markers mean "these stored messages were removed", which would be untrue here.
+- ``SessionEnd`` (``reason``): ``ended``. Other events are accepted and ignored.
+
+Workflow (:data:`WORKFLOW`): idle -> prompting -> tool <-> responding -> idle, ended from
+anywhere, idle again on a resume. Hooks can be missed (a denied tool has no PostToolUse, a
+killed session no SessionEnd): a move the definition does not allow is recorded with
+``force_state`` and a reason naming the event and the state it found, never refused; a move to
+the state the session is already in records nothing.
+
+Text over :data:`MAX_CONTENT_BYTES` (a hook message) is cut, with a note at the end and
+``context.truncated_bytes`` saying how many bytes went; never refused, never silently lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from store.connection import Connection, mask_url
+from store.conversation import ConversationMemory
+from store.keys import check_part
+from store.memory import MemoryStore, SessionMemory, VersionConflictError
+from store.workflow import DefinitionMismatchError, InvalidTransitionError, StatefulMemory
+
+ACTOR = "claude-code"
+SOURCE = "claude-code-hook"
+"""``context.source`` of every message a hook records."""
+
+WORKFLOW: dict[str, list[str]] = {
+    "idle": ["prompting", "ended"],
+    "prompting": ["tool", "responding", "idle", "ended"],
+    "tool": ["tool", "responding", "ended"],
+    "responding": ["tool", "idle", "ended"],
+    "ended": ["idle"],
+}
+INITIAL = "idle"
+
+PREVIEW_CHARS = 200
+"""How much of a prompt or tool input a workflow move carries."""
+
+MAX_CONTENT_BYTES = 192 * 1024
+"""Most bytes of a message's content as JSON; the rest of the 256 KiB a message may have is
+left for its context."""
+
+_EVENT_STATE = {
+    "UserPromptSubmit": "prompting",
+    "PreToolUse": "tool",
+    "PostToolUse": "responding",
+    "PostToolUseFailure": "responding",
+    "Stop": "idle",
+    "SessionEnd": "ended",
+}
+
+
+class MalformedHook(ValueError):
+    """The payload is not a Claude Code hook payload memdash can record; nothing was written."""
+
+
+class HookPayload(BaseModel):
+    """Fields every hook event has. Unknown fields are kept: Claude Code adds some over time."""
+
+    model_config = ConfigDict(extra="allow")
+
+    session_id: str
+    hook_event_name: str
+    transcript_path: str | None = None
+    cwd: str | None = None
+
+    @field_validator("session_id")
+    @classmethod
+    def _session(cls, value: str) -> str:
+        return check_part("session_id", value)
+
+
+class SessionStart(HookPayload):
+    source: str | None = None
+    model: Any = None  # a model id; kept as text whatever its shape
+
+
+class UserPromptSubmit(HookPayload):
+    prompt: str
+
+
+class PreToolUse(HookPayload):
+    tool_name: str
+    tool_input: Any = None
+    tool_use_id: str | None = None
+
+
+class PostToolUse(PreToolUse):
+    tool_response: Any = None
+
+
+class PostToolUseFailure(PreToolUse):
+    error: Any = None
+
+
+class Stop(HookPayload):
+    stop_hook_active: bool | None = None
+
+
+class PreCompact(HookPayload):
+    trigger: str | None = None
+    custom_instructions: str | None = None
+
+
+class SessionEnd(HookPayload):
+    reason: str | None = None
+
+
+MODELS: dict[str, type[HookPayload]] = {
+    "SessionStart": SessionStart,
+    "UserPromptSubmit": UserPromptSubmit,
+    "PreToolUse": PreToolUse,
+    "PostToolUse": PostToolUse,
+    "PostToolUseFailure": PostToolUseFailure,
+    "Stop": Stop,
+    "PreCompact": PreCompact,
+    "SessionEnd": SessionEnd,
+}
+EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Stop",
+    "PreCompact",
+    "SessionEnd",
+)
+"""The events `memdash install-hooks` registers."""
+
+
+def parse_payload(raw: bytes | str | dict[str, Any]) -> HookPayload:
+    """The payload as its event's model; :class:`MalformedHook` says what is wrong."""
+    if isinstance(raw, bytes | str):
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise MalformedHook(f"payload is not JSON: {e}") from None
+    else:
+        data = raw
+    if not isinstance(data, dict):
+        raise MalformedHook(f"payload must be a JSON object, not {type(data).__name__}")
+    event = data.get("hook_event_name")
+    model = MODELS.get(event, HookPayload) if isinstance(event, str) else HookPayload
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'payload'}: {err['msg']}" for err in e.errors()
+        )
+        raise MalformedHook(f"{event or 'hook'} payload: {problems}") from None
+
+
+def fit(text: str, limit: int = MAX_CONTENT_BYTES) -> tuple[str, int]:
+    """``text`` whole if its JSON fits ``limit`` bytes, else its head and a note saying how many
+    bytes were cut; returns the text and the number of bytes cut (of its UTF-8)."""
+    text = _valid_text(text)
+    if len(text) * 6 + 2 <= limit or _json_bytes(text) <= limit:
+        return text, 0
+    raw = text.encode()
+    room = limit - 100  # for the note
+    keep = room
+    while True:
+        head = raw[:keep].decode("utf-8", "ignore")
+        size = _json_bytes(head)
+        if size <= room:
+            break
+        keep = max(keep * room // size - 16, 0)  # escapes made it bigger: shrink in proportion
+    cut = len(raw) - len(head.encode())
+    return f"{head}\n[memdash: {cut} of {len(raw)} bytes cut]", cut
+
+
+def _json_bytes(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+def _valid_text(text: str) -> str:
+    """Lone surrogates (JSON may carry them) cannot be stored: they become ``?``."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha1("\0".join(map(str, parts)).encode("utf-8", "replace")).hexdigest()[:20]
+
+
+def _size(path: str | None) -> int:
+    """Bytes in the transcript now (-1: none): what makes a prompt's id unique in its session."""
+    if not path:
+        return -1
+    try:
+        return os.stat(os.path.expanduser(path)).st_size
+    except OSError:
+        return -1
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying one payload did (for the relay's status line and its counters)."""
+
+    kind: Literal["applied", "ignored", "malformed", "failed"]
+    detail: str
+
+    def status_line(self) -> str:
+        return ("ok " if self.kind in ("applied", "ignored") else "error ") + (
+            f"{self.kind}: {self.detail}"
+        )
+
+
+class TranscriptOffsets:
+    """How far the transcript of each (store, namespace, path) was read, between hook calls.
+
+    One small JSON file per transcript in ``directory``: the offset, the file's identity (device
+    and inode) and a hash of the 64 bytes before the offset. Any mismatch (the file was
+    rotated, truncated or rewritten) reads from 0 again; that is always correct, since
+    ``record_transcript`` de-duplicates by message id: the offset only saves re-reading.
+    """
+
+    def __init__(self, directory: Path, store_key: str) -> None:
+        self.directory = directory
+        self.store_key = store_key
+
+    def _file(self, path: Path) -> Path:
+        return self.directory / f"{_digest(self.store_key, path)}.json"
+
+    @staticmethod
+    def _tail(path: Path, offset: int) -> str:
+        with open(path, "rb") as f:
+            f.seek(max(offset - 64, 0))
+            return hashlib.sha1(f.read(min(offset, 64))).hexdigest()
+
+    def get(self, path: Path) -> int:
+        try:
+            saved = json.loads(self._file(path).read_text())
+            info = path.stat()
+            offset = saved["offset"]
+            if (
+                type(offset) is not int
+                or not 0 < offset <= info.st_size
+                or [info.st_dev, info.st_ino] != saved["file"]
+                or self._tail(path, offset) != saved["tail"]
+            ):
+                return 0
+            return offset
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def set(self, path: Path, offset: int) -> None:
+        info = path.stat()
+        record = {
+            "path": str(path),
+            "offset": offset,
+            "file": [info.st_dev, info.st_ino],
+            "tail": self._tail(path, offset),
+        }
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self._file(path)
+        temporary = target.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, target)
+
+
+class HookRecorder:
+    """Applies hook payloads to one store and namespace through the public ``store`` API."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        offsets: TranscriptOffsets | None = None,
+        ensure_embedded: bool = False,
+    ) -> None:
+        self.conn = conn
+        self.offsets = offsets
+        self._ensure_embedded = ensure_embedded
+        self._memory = MemoryStore(conn)
+
+    @classmethod
+    def open(cls, url: str | None, namespace: str) -> HookRecorder:
+        """A recorder on its own client with short timeouts and no retries: a store that is down
+        must cost each hook a log line, not seconds. ``url`` None: the embedded server (started
+        on demand, and again if it went away)."""
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        from store import embedded
+
+        resolved = url
+        if resolved is None:
+            try:
+                resolved = embedded.ensure_running()
+            except Exception as e:  # a store that will not start is a store that is down
+                from .hook_relay import log
+
+                log(f"cannot start the embedded server: {e!r}", component="record")
+                resolved = embedded.url()
+        client = aioredis.Redis.from_url(
+            resolved,
+            decode_responses=True,
+            socket_connect_timeout=1.0,
+            socket_timeout=5.0,
+            retry=Retry(NoBackoff(), 0),
+        )
+        conn = Connection(namespace=namespace, client=client)
+        offsets = TranscriptOffsets(
+            embedded.data_dir() / "transcript-offsets", f"{resolved}\0{namespace}"
+        )
+        return cls(conn, offsets=offsets, ensure_embedded=url is None)
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.conn.url)
+
+    async def aclose(self) -> None:
+        await self.conn.aclose()
+
+    async def apply(
+        self, raw: bytes | str | dict[str, Any], *, received_at: float | None = None
+    ) -> Outcome:
+        """:meth:`record`, but never raises: failures are logged to ``hook.log`` and counted."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        from .hook_relay import log
+
+        try:
+            return await self.record(raw, received_at=received_at)
+        except MalformedHook as e:
+            log(f"malformed payload ignored: {e}", component="record")
+            return Outcome("malformed", str(e))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            log(
+                f"store unavailable at {self.display_url}, payload dropped: {e}", component="record"
+            )
+            if self._ensure_embedded:
+                await self._restart_embedded()
+            return Outcome("failed", f"store unavailable: {e}")
+        except Exception as e:
+            log(f"payload not recorded: {type(e).__name__}: {e}", component="record")
+            return Outcome("failed", f"{type(e).__name__}: {e}")
+
+    async def _restart_embedded(self) -> None:
+        import asyncio
+
+        from store import embedded
+
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(embedded.ensure_running)
+
+    async def record(
+        self, raw: bytes | str | dict[str, Any], *, received_at: float | None = None
+    ) -> Outcome:
+        """Record one payload; raises :class:`MalformedHook` (nothing written) or store errors."""
+        payload = parse_payload(raw)
+        at = datetime.fromtimestamp(received_at, UTC) if received_at else datetime.now(UTC)
+        event = payload.hook_event_name
+        if type(payload) is HookPayload:
+            return Outcome("ignored", f"{event} {payload.session_id}")
+        if isinstance(payload, SessionStart):
+            await self._save_context(payload, at)
+        elif isinstance(payload, PreCompact):
+            await self._compacted(payload, at)
+        synced = await self._sync(payload)
+        if synced is None and isinstance(payload, UserPromptSubmit | PreToolUse):
+            await self._from_payload(payload, at)  # no transcript to take the messages from
+        if isinstance(payload, SessionStart):
+            await self._session_start(payload)
+        elif not isinstance(payload, PreCompact):
+            await self._enter(payload, self._move_data(payload))
+        detail = f"{event} {payload.session_id}"
+        return Outcome("applied", detail if synced is None else f"{detail}: {synced}")
+
+    @staticmethod
+    def _move_data(payload: HookPayload) -> dict[str, Any]:
+        """What the workflow move carries: the event and a preview of what it was about."""
+        data: dict[str, Any] = {"event": payload.hook_event_name}
+        if isinstance(payload, UserPromptSubmit):
+            data["prompt"] = _valid_text(payload.prompt[:PREVIEW_CHARS])
+        elif isinstance(payload, PreToolUse):
+            data["tool"] = payload.tool_name[:PREVIEW_CHARS]
+            if payload.tool_use_id:
+                data["tool_use_id"] = payload.tool_use_id[:PREVIEW_CHARS]
+            if type(payload) is PreToolUse:
+                data["input"] = _valid_text(_as_text(payload.tool_input)[:PREVIEW_CHARS])
+        elif isinstance(payload, SessionEnd) and payload.reason:
+            data["reason"] = payload.reason[:PREVIEW_CHARS]
+        return data
+
+    async def _compacted(self, payload: PreCompact, at: datetime) -> None:
+        """A system message marks the compaction; the transcript keeps every line, so it is not
+        a trim (nothing stored is removed)."""
+        trigger = payload.trigger or "unknown"
+        text = f"context compacted (trigger={trigger})"
+        if payload.custom_instructions:
+            text += f": {payload.custom_instructions}"
+        message_id = "hook:compact:" + _digest(trigger, _size(payload.transcript_path))
+        await self._append(payload, "system", text, {"trigger": trigger}, message_id, at)
+
+    async def _from_payload(self, payload: UserPromptSubmit | PreToolUse, at: datetime) -> None:
+        if isinstance(payload, UserPromptSubmit):
+            message_id = "hook:prompt:" + _digest(payload.prompt, _size(payload.transcript_path))
+            await self._append(payload, "user", payload.prompt, {}, message_id, at)
+        else:
+            await self._tool(payload, at)
+
+    async def _tool(self, payload: PreToolUse, at: datetime) -> None:
+        if isinstance(payload, PostToolUse):
+            phase, text = "post", f"{payload.tool_name} result: {_as_text(payload.tool_response)}"
+        elif isinstance(payload, PostToolUseFailure):
+            phase, text = "post", f"{payload.tool_name} failed: {_as_text(payload.error)}"
+        else:
+            phase, text = "pre", f"{payload.tool_name} call: {_as_text(payload.tool_input)}"
+        use_id = payload.tool_use_id
+        if not use_id:  # older Claude Code: the call's name, input and moment identify it
+            use_id = "tool:" + _digest(
+                payload.tool_name, _as_text(payload.tool_input), _size(payload.transcript_path)
+            )
+        message_id = f"hook:{use_id}:{phase}"
+        if len(message_id) > 256:
+            message_id = f"hook:{_digest(use_id)}:{phase}"
+        extra = {"tool_name": payload.tool_name[:200], "tool_use_id": payload.tool_use_id}
+        await self._append(payload, "tool", text, extra, message_id, at)
+
+    async def _append(
+        self,
+        payload: HookPayload,
+        role: str,
+        text: str,
+        extra: dict[str, Any],
+        message_id: str,
+        at: datetime,
+    ) -> None:
+        content, cut = fit(text)
+        context: dict[str, Any] = {"source": SOURCE, "event": payload.hook_event_name, **extra}
+        if cut:
+            context["truncated_bytes"] = cut
+        conversation = ConversationMemory(payload.session_id, redis=self.conn)
+        message = {"role": role, "content": content, "context": context, "timestamp": at}
+        await conversation.append_unique(message, message_id)
+
+    def _workflow(self, session: str) -> StatefulMemory:
+        return StatefulMemory(session, transitions=WORKFLOW, initial=INITIAL, redis=self.conn)
+
+    async def _enter(self, payload: HookPayload, data: dict[str, Any]) -> None:
+        """Move the session's workflow to the event's state: allowed, or forced with a reason."""
+        target = _EVENT_STATE[payload.hook_event_name]
+        workflow = self._workflow(payload.session_id)
+        try:
+            try:
+                await workflow.transition(target, data, actor=ACTOR)
+            except DefinitionMismatchError:  # an older memdash's definition: ours replaces it
+                await workflow.define(actor=ACTOR)
+                await workflow.transition(target, data, actor=ACTOR)
+        except InvalidTransitionError as e:
+            if e.current != target:
+                await workflow.force_state(target, _why(payload, e.current), actor=ACTOR)
+
+    async def _session_start(self, payload: SessionStart) -> None:
+        """Idle: a new session's workflow is defined, an ended one resumes, any other state
+        (a missed Stop or SessionEnd, or ``source=compact`` mid-turn) is forced there."""
+        workflow = self._workflow(payload.session_id)
+        try:
+            status = await workflow.load()
+        except DefinitionMismatchError:
+            await workflow.define(actor=ACTOR)
+            status = await workflow.load()
+        if status.since is None:
+            await workflow.define(actor=ACTOR)  # a new session: idle, announced
+        elif status.state == "ended":
+            data = {"event": payload.hook_event_name, "source": payload.source}
+            try:
+                await workflow.transition(INITIAL, data, actor=ACTOR)
+            except InvalidTransitionError as e:
+                if e.current != INITIAL:
+                    await workflow.force_state(INITIAL, _why(payload, e.current), actor=ACTOR)
+        elif status.state != INITIAL:
+            await workflow.force_state(INITIAL, _why(payload, status.state), actor=ACTOR)
+
+    async def _save_context(self, payload: SessionStart, at: datetime) -> None:
+        """Merge the session's facts into its context: one compare-and-set write."""
+        key = SessionMemory.context_key(payload.session_id)
+        facts = {
+            "agent": ACTOR,
+            "cwd": payload.cwd,
+            "model": None if payload.model is None else _as_text(payload.model)[:256],
+            "source": payload.source,
+            "transcript_path": payload.transcript_path,
+            "permission_mode": (payload.model_extra or {}).get("permission_mode"),
+            "started_at": at,
+        }
+        facts = {name: value for name, value in facts.items() if value is not None}
+        for _ in range(3):
+            entry = await self._memory.get_entry(key)
+            current = entry.value if entry is not None and isinstance(entry.value, dict) else {}
+            version = 0 if entry is None else entry.version
+            ttl = None if entry is None else entry.ttl
+            try:
+                await self._memory.set(key, {**current, **facts}, ttl, expected_version=version)
+                return
+            except VersionConflictError:
+                continue
+        raise RuntimeError("the session's context kept changing under the hook; not saved")
+
+    async def _sync(self, payload: HookPayload) -> str | None:
+        """Record the transcript's new lines (from where the last hook left it); a summary, or
+        None when the payload names no readable transcript."""
+        from store.integrations.transcript import record_transcript
+
+        if not payload.transcript_path:
+            return None
+        path = Path(os.path.expanduser(payload.transcript_path))
+        offset = 0 if self.offsets is None else self.offsets.get(path)
+        try:
+            result = await record_transcript(
+                self.conn,
+                path,
+                offset=offset,
+                session_id=payload.session_id,
+                # SessionStart keeps the context itself; Stop fills it if that was missed.
+                save_context=isinstance(payload, Stop),
+            )
+        except OSError:
+            return None
+        if self.offsets is not None:
+            with contextlib.suppress(OSError):
+                self.offsets.set(path, result.offset)
+        return (
+            f"transcript +{result.messages_added} messages, +{result.usage_added} usage, "
+            f"{result.duplicates} duplicates, {result.malformed} malformed"
+        )
+
+
+def _why(payload: HookPayload, found: str | None) -> str:
+    source = getattr(payload, "source", None)
+    event = payload.hook_event_name + (f" (source={source})" if source else "")
+    return f"{event} arrived in state {found}: hooks were missed or came out of order"

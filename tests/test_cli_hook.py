@@ -1,0 +1,298 @@
+"""`memdash hook` and `memdash install-hooks` run as Claude Code runs them: subprocesses.
+
+A hook must print nothing and exit 0 whatever happens. Relays the hooks start are stopped by
+pid at the end of each test (``relays`` fixture).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store import ConversationMemory, StatefulMemory, TokenBudgetTracker
+from store.integrations import hook_relay
+from store.integrations.claude_code import INITIAL, WORKFLOW
+from tests.test_claude_code import FIXTURES, SESSION, TURN, plain, turn_steps
+from tests.test_cli import MEMDASH, env_for
+
+
+class Relays:
+    """Runs `memdash hook` and stops every relay it may have started, by pid."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = env_for(home)
+        self.env["MEMDASH_HOOK_RELAY_IDLE"] = "60"
+        self.stores: set[tuple[str | None, str]] = set()
+
+    def hook(self, payload: Any, *options: str, namespace: str = "test", url: str) -> None:
+        """One hook call; asserts what every call must do: nothing printed, exit 0."""
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.stores.add((url, namespace))
+        done = subprocess.run(
+            [*MEMDASH, "hook", "--redis", url, "--namespace", namespace, *options],
+            input=data,
+            capture_output=True,
+            env=self.env,
+            timeout=30,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+
+    def barrier(self, url: str, namespace: str = "test") -> int:
+        """Wait until the relay applied everything sent before (it applies in order); its pid."""
+        pid = hook_relay.running_pid(url, namespace)
+        assert pid is not None
+        return pid
+
+    def stop_all(self) -> None:
+        for url, namespace in self.stores:
+            paths = hook_relay.RelayPaths(url, namespace)
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                pid = int(paths.pid.read_text())
+                hook_relay.stop_relay(url, namespace)
+                with contextlib.suppress(ProcessLookupError):
+                    if hook_relay._alive(pid):
+                        os.kill(pid, signal.SIGKILL)
+            # A long tmp path puts the relay's files in /tmp/memdash-<uid>: leave none there.
+            paths.lock.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def relays(isolated_env: Path) -> Iterator[Relays]:
+    runner = Relays(isolated_env)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+
+
+def log_text(home: Path) -> str:
+    path = home / "memdash" / "hook.log"
+    return path.read_text() if path.exists() else ""
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+async def test_a_turn_through_the_relay(conn, redis_url, relays, tmp_path):
+    for payload in turn_steps(tmp_path / "session.jsonl"):
+        relays.hook(payload, url=redis_url)
+    pid = relays.barrier(redis_url)
+
+    stored = await ConversationMemory(SESSION, redis=conn).load()
+    assert len(stored) == TURN["expected"]["messages"]
+    budget = await TokenBudgetTracker(SESSION, 10**9, redis=conn).status()
+    assert budget.used == TURN["expected"]["tokens"]
+    workflow = StatefulMemory(SESSION, transitions=WORKFLOW, initial=INITIAL, redis=conn)
+    assert (await workflow.load()).state == "ended"
+    assert not any(t.forced for t in await workflow.history())  # applied in order
+
+    stopped = subprocess.run(
+        [*MEMDASH, "hook", "--redis", redis_url, "--namespace", "test", "--stop-relay"],
+        capture_output=True,
+        text=True,
+        env=relays.env,
+        timeout=30,
+    )
+    assert stopped.stdout == f"stopped the hook relay (pid {pid})\n"
+    assert wait_until(lambda: not hook_relay._alive(pid))
+    paths = hook_relay.RelayPaths(redis_url, "test")
+    assert not paths.socket.exists() and not paths.pid.exists()
+
+
+async def test_direct_applies_in_process_without_a_relay(conn, redis_url, relays):
+    for name in ("session_start", "user_prompt_submit", "pre_tool_use"):
+        relays.hook(plain(name), "--direct", url=redis_url)
+    assert hook_relay.running_pid(redis_url, "test") is None
+    stored = await ConversationMemory("cc-plain", redis=conn).load()
+    assert [m["role"] for m in stored] == ["user", "tool"]
+    workflow = StatefulMemory("cc-plain", transitions=WORKFLOW, initial=INITIAL, redis=conn)
+    assert (await workflow.load()).state == "tool"
+
+
+@pytest.mark.parametrize("mode", [(), ("--direct",)], ids=["relay", "direct"])
+def test_store_down_costs_a_log_line_not_an_error(relays, isolated_env, tmp_path, mode):
+    down = f"unix://{tmp_path}/nobody-listens.sock"
+    relays.hook(plain("user_prompt_submit"), *mode, url=down)
+    if not mode:
+        relays.barrier(down)
+    assert f"store unavailable at {down}, payload dropped" in log_text(isolated_env)
+
+
+async def test_malformed_payloads_are_logged_and_write_nothing(
+    conn, redis_url, relays, isolated_env
+):
+    files = sorted((FIXTURES / "malformed").iterdir())
+    for file in files:
+        relays.hook(file.read_bytes(), url=redis_url)
+    relays.hook(b" " * (hook_relay.MAX_PAYLOAD_BYTES + 1), url=redis_url)
+    relays.hook(file.read_bytes(), "--direct", url=redis_url)
+    relays.barrier(redis_url)
+    log = log_text(isolated_env)
+    assert log.count("malformed payload ignored") == len(files) + 1
+    assert f"payload over {hook_relay.MAX_PAYLOAD_BYTES} bytes dropped" in log
+    assert await conn.client.keys("*") == []
+
+
+async def test_concurrent_first_calls_start_one_relay_and_lose_nothing(
+    conn, redis_url, relays, isolated_env
+):
+    relays.stores.add((redis_url, "test"))
+    calls = [
+        subprocess.Popen(
+            [*MEMDASH, "hook", "--redis", redis_url, "--namespace", "test"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=relays.env,
+        )
+        for _ in range(6)
+    ]
+    for n, call in enumerate(calls):
+        payload = {**plain("pre_tool_use"), "session_id": f"racer-{n}"}
+        out, err = call.communicate(json.dumps(payload).encode(), timeout=30)
+        assert (call.returncode, out, err) == (0, b"", b"")
+    relays.barrier(redis_url)
+    for n in range(6):
+        assert len(await ConversationMemory(f"racer-{n}", redis=conn).load()) == 1
+    assert wait_until(lambda: log_text(isolated_env).count("relay started") == 1)
+
+
+def test_an_idle_relay_exits_by_itself(redis_url, relays):
+    relays.env["MEMDASH_HOOK_RELAY_IDLE"] = "0.3"
+    relays.hook(plain("session_end"), url=redis_url)
+    paths = hook_relay.RelayPaths(redis_url, "test")
+    pid = int(paths.pid.read_text())  # written before the relay answered
+    assert wait_until(lambda: not hook_relay._alive(pid))
+    assert not paths.socket.exists()
+
+
+def test_stop_relay_when_none_runs(redis_url, relays):
+    done = subprocess.run(
+        [*MEMDASH, "hook", "--redis", redis_url, "--stop-relay"],
+        capture_output=True,
+        text=True,
+        env=relays.env,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout) == (0, "no hook relay is running\n")
+
+
+# --- install-hooks ------------------------------------------------------------------------------
+
+
+def install(home: Path, cwd: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    env = env_for(home / "xdg")
+    env["HOME"] = str(home)
+    return subprocess.run(
+        [*MEMDASH, "install-hooks", *options],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=30,
+    )
+
+
+def our_command(settings: dict[str, Any], event: str) -> list[str]:
+    return [
+        hook["command"]
+        for group in settings["hooks"][event]
+        for hook in group["hooks"]
+        if hook["command"].endswith(" hook")
+    ]
+
+
+def test_install_hooks_print_shows_every_event_and_writes_nothing(tmp_path):
+    done = install(tmp_path, tmp_path, "--print", "--namespace", "work")
+    assert done.returncode == 0
+    hooks = json.loads(done.stdout)["hooks"]
+    assert list(hooks) == [
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "PreCompact",
+        "SessionEnd",
+    ]
+    assert hooks["PreToolUse"][0]["matcher"] == "*"
+    assert "matcher" not in hooks["Stop"][0]
+    [hook] = hooks["Stop"][0]["hooks"]
+    assert hook["type"] == "command"
+    assert hook["command"].endswith(" hook --namespace work")
+    assert os.path.isabs(hook["command"].split()[0])
+    assert not (tmp_path / ".claude").exists()
+
+
+def test_install_hooks_merges_backs_up_and_is_idempotent(tmp_path):
+    project = tmp_path / "project"
+    settings_file = project / ".claude" / "settings.json"
+    settings_file.parent.mkdir(parents=True)
+    original = {
+        "model": "opus",
+        "hooks": {
+            "PreToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": "echo guard"}]}
+            ],
+            "Notification": [{"hooks": [{"type": "command", "command": "notify-send hi"}]}],
+        },
+    }
+    settings_file.write_text(json.dumps(original))
+
+    done = install(tmp_path, project)
+    assert done.returncode == 0, done.stderr
+    settings = json.loads(settings_file.read_text())
+    assert settings["model"] == "opus"
+    assert settings["hooks"]["Notification"] == original["hooks"]["Notification"]
+    assert settings["hooks"]["PreToolUse"][0] == original["hooks"]["PreToolUse"][0]
+    for event in ("SessionStart", "PreToolUse", "Stop", "SessionEnd"):
+        assert len(our_command(settings, event)) == 1
+    [backup] = list(settings_file.parent.glob("settings.json.*.bak"))
+    assert json.loads(backup.read_text()) == original
+    assert str(backup) in done.stdout
+
+    again = install(tmp_path, project)
+    assert again.returncode == 0
+    assert "already installed" in again.stdout
+    assert json.loads(settings_file.read_text()) == settings
+    assert len(list(settings_file.parent.glob("*.bak"))) == 1
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", '["a list"]', '{"hooks": []}', '{"hooks": {"Stop": {}}}']
+)
+def test_install_hooks_refuses_what_it_cannot_merge(tmp_path, content):
+    settings_file = tmp_path / ".claude" / "settings.json"
+    settings_file.parent.mkdir()
+    settings_file.write_text(content)
+    done = install(tmp_path, tmp_path)
+    assert done.returncode == 2
+    assert "nothing was written" in done.stderr
+    assert settings_file.read_text() == content
+    assert list(settings_file.parent.iterdir()) == [settings_file]
+
+
+def test_install_hooks_user_and_local_targets(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    assert install(tmp_path, project, "--user").returncode == 0
+    user_settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    assert len(our_command(user_settings, "UserPromptSubmit")) == 1
+    assert install(tmp_path, project, "--local").returncode == 0
+    assert (project / ".claude" / "settings.local.json").exists()
+    assert not (project / ".claude" / "settings.json").exists()
