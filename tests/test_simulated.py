@@ -119,7 +119,7 @@ async def test_a_simulation_repeats_its_sessions_with_its_seed(conn):
 
 
 async def test_a_budget_that_runs_out_ends_the_session_and_a_new_one_starts(conn):
-    sim = Simulation(conn, sessions=1, seed=2, **FAST)
+    sim = Simulation(conn, sessions=1, seed=3, **FAST)
     report = await sim.run(duration=60, max_ops=400)
     sessions = list(report.sessions)
     assert report.sessions[sessions[0]] == "out of budget"

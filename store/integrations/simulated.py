@@ -329,7 +329,10 @@ class SimulatedAgent:
 
     def _move(self, target: str, data: dict[str, Any]) -> None:
         skip = SKIPS[self.state]
-        if self.eager or self.rng.random() < SKIP_CHANCE:
+        # Not while seeding: a refusal is dated by the server, now, so in the back-dated history
+        # it would show as the newest move, from a state the session left minutes "ago".
+        wanted = self.eager or self.rng.random() < SKIP_CHANCE
+        if wanted and self._virtual is None:
             self.eager = False
             self._queue(
                 partial(self._say, "assistant", text.SKIP_EXCUSES[self.state]),
