@@ -13,20 +13,19 @@ import pytest
 from store import ConversationMemory, MemoryStore, StatefulMemory, TokenBudgetTracker
 from store.feed import read_sessions
 from store.integrations.claude_code import (
-    EVENTS,
     INITIAL,
     MAX_CONTENT_BYTES,
+    MODELS,
     WORKFLOW,
     HookPayload,
     HookRecorder,
     MalformedHook,
     TranscriptOffsets,
-    fit,
     parse_payload,
 )
-from store.integrations.transcript import record_transcript
+from store.integrations.hook_relay import EVENTS
+from store.integrations.transcript import fit, record_transcript
 from store.memory import SessionMemory
-from tui.commands import install_hooks
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hooks"
 TURN = json.loads((FIXTURES / "turn.json").read_text())
@@ -80,8 +79,8 @@ def test_payloads_are_validated_with_clear_errors():
     payload = parse_payload({**plain("pre_tool_use"), "permission_mode": "plan", "new_field": 1})
     assert payload.model_extra == {"permission_mode": "plan", "new_field": 1}
     assert type(parse_payload(plain("notification"))) is HookPayload
-    # install-hooks (which must not import store) registers exactly the recorded events.
-    assert install_hooks.EVENTS == EVENTS
+    # Every event install-hooks registers has its own payload model.
+    assert all(MODELS[event] is not HookPayload for event in EVENTS)
 
 
 async def test_a_turn_is_recorded_once_from_the_transcript(conn, recorder, tmp_path):
@@ -211,23 +210,19 @@ async def test_a_huge_tool_output_is_cut_with_a_note_not_refused(conn, recorder)
     cut = message["context"]["truncated_bytes"]
     total = len(json.dumps({"stdout": output}).encode()) + len("Bash result: ")
     assert cut > 2 * 1024 * 1024
-    assert message["content"].endswith(f"\n[memdash: {cut} of {total} bytes cut]")
+    assert f"memdash cut {cut:,} of {total:,} bytes" in message["content"]
     assert "THE END" not in message["content"]
 
 
-def test_fit_keeps_what_fits_and_counts_what_it_cuts():
-    assert fit("short") == ("short", 0)
-    # Control characters take six bytes each as JSON: the cut accounts for escapes.
-    text = "\x01" * MAX_CONTENT_BYTES
-    head, cut = fit(text)
+def test_hook_messages_are_cut_by_the_transcript_rule():
+    # One rule for content too big for a message, shared with the transcript reader.
+    head, cut, total = fit("\x01" * MAX_CONTENT_BYTES, MAX_CONTENT_BYTES)
+    assert total == MAX_CONTENT_BYTES and cut > 0
     assert len(json.dumps(head, ensure_ascii=False).encode()) <= MAX_CONTENT_BYTES
-    assert cut == MAX_CONTENT_BYTES - head.index("\n[memdash")
-    assert head.endswith(f"[memdash: {cut} of {MAX_CONTENT_BYTES} bytes cut]")
-    # Multi-byte characters are never split.
-    head, cut = fit("é" * MAX_CONTENT_BYTES)
-    assert cut > 0 and head.startswith("éé")
-    # Lone surrogates (valid in JSON, not in UTF-8) are replaced, not refused.
-    assert fit("a\udc80b") == ("a?b", 0)
+    assert f"memdash cut {cut:,} of {total:,} bytes" in head
+    head, cut, _ = fit("é" * MAX_CONTENT_BYTES, MAX_CONTENT_BYTES)
+    assert cut > 0 and head.startswith("éé")  # multi-byte characters are never split
+    assert fit("a\udc80b", 100) == ("a?b", 0, 3)  # lone surrogates replaced, not refused
 
 
 async def test_precompact_is_a_marker_message_not_a_trim(conn, recorder):

@@ -21,6 +21,7 @@ import pytest
 from store import ConversationMemory, StatefulMemory, TokenBudgetTracker
 from store.integrations import hook_relay
 from store.integrations.claude_code import INITIAL, WORKFLOW
+from store.server import pid_alive
 from tests.test_claude_code import FIXTURES, SESSION, TURN, plain, turn_steps
 from tests.test_cli import MEMDASH, env_for
 
@@ -59,7 +60,7 @@ class Relays:
                 pid = int(paths.pid.read_text())
                 hook_relay.stop_relay(url, namespace)
                 with contextlib.suppress(ProcessLookupError):
-                    if hook_relay._alive(pid):
+                    if pid_alive(pid):
                         os.kill(pid, signal.SIGKILL)
             # A long tmp path puts the relay's files in /tmp/memdash-<uid>: leave none there.
             paths.lock.unlink(missing_ok=True)
@@ -109,7 +110,7 @@ async def test_a_turn_through_the_relay(conn, redis_url, relays, tmp_path):
         timeout=30,
     )
     assert stopped.stdout == f"stopped the hook relay (pid {pid})\n"
-    assert wait_until(lambda: not hook_relay._alive(pid))
+    assert wait_until(lambda: not pid_alive(pid))
     paths = hook_relay.RelayPaths(redis_url, "test")
     assert not paths.socket.exists() and not paths.pid.exists()
 
@@ -177,7 +178,7 @@ def test_an_idle_relay_exits_by_itself(redis_url, relays):
     relays.hook(plain("session_end"), url=redis_url)
     paths = hook_relay.RelayPaths(redis_url, "test")
     pid = int(paths.pid.read_text())  # written before the relay answered
-    assert wait_until(lambda: not hook_relay._alive(pid))
+    assert wait_until(lambda: not pid_alive(pid))
     assert not paths.socket.exists()
 
 

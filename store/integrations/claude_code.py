@@ -64,6 +64,8 @@ from store.keys import check_part
 from store.memory import MemoryStore, SessionMemory, VersionConflictError
 from store.workflow import DefinitionMismatchError, InvalidTransitionError, StatefulMemory
 
+from .transcript import fit, valid_text
+
 ACTOR = "claude-code"
 SOURCE = "claude-code-hook"
 """``context.source`` of every message a hook records."""
@@ -160,16 +162,6 @@ MODELS: dict[str, type[HookPayload]] = {
     "PreCompact": PreCompact,
     "SessionEnd": SessionEnd,
 }
-EVENTS = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PostToolUse",
-    "Stop",
-    "PreCompact",
-    "SessionEnd",
-)
-"""The events `memdash install-hooks` registers."""
 
 
 def parse_payload(raw: bytes | str | dict[str, Any]) -> HookPayload:
@@ -192,38 +184,6 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> HookPayload:
             f"{'.'.join(map(str, err['loc'])) or 'payload'}: {err['msg']}" for err in e.errors()
         )
         raise MalformedHook(f"{event or 'hook'} payload: {problems}") from None
-
-
-def fit(text: str, limit: int = MAX_CONTENT_BYTES) -> tuple[str, int]:
-    """``text`` whole if its JSON fits ``limit`` bytes, else its head and a note saying how many
-    bytes were cut; returns the text and the number of bytes cut (of its UTF-8)."""
-    text = _valid_text(text)
-    if len(text) * 6 + 2 <= limit or _json_bytes(text) <= limit:
-        return text, 0
-    raw = text.encode()
-    room = limit - 100  # for the note
-    keep = room
-    while True:
-        head = raw[:keep].decode("utf-8", "ignore")
-        size = _json_bytes(head)
-        if size <= room:
-            break
-        keep = max(keep * room // size - 16, 0)  # escapes made it bigger: shrink in proportion
-    cut = len(raw) - len(head.encode())
-    return f"{head}\n[memdash: {cut} of {len(raw)} bytes cut]", cut
-
-
-def _json_bytes(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode())
-
-
-def _valid_text(text: str) -> str:
-    """Lone surrogates (JSON may carry them) cannot be stored: they become ``?``."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode()
-    return text
 
 
 def _as_text(value: Any) -> str:
@@ -428,13 +388,13 @@ class HookRecorder:
         """What the workflow move carries: the event and a preview of what it was about."""
         data: dict[str, Any] = {"event": payload.hook_event_name}
         if isinstance(payload, UserPromptSubmit):
-            data["prompt"] = _valid_text(payload.prompt[:PREVIEW_CHARS])
+            data["prompt"] = valid_text(payload.prompt[:PREVIEW_CHARS])
         elif isinstance(payload, PreToolUse):
             data["tool"] = payload.tool_name[:PREVIEW_CHARS]
             if payload.tool_use_id:
                 data["tool_use_id"] = payload.tool_use_id[:PREVIEW_CHARS]
             if type(payload) is PreToolUse:
-                data["input"] = _valid_text(_as_text(payload.tool_input)[:PREVIEW_CHARS])
+                data["input"] = valid_text(_as_text(payload.tool_input)[:PREVIEW_CHARS])
         elif isinstance(payload, SessionEnd) and payload.reason:
             data["reason"] = payload.reason[:PREVIEW_CHARS]
         return data
@@ -483,7 +443,7 @@ class HookRecorder:
         message_id: str,
         at: datetime,
     ) -> None:
-        content, cut = fit(text)
+        content, cut, _ = fit(text, MAX_CONTENT_BYTES)
         context: dict[str, Any] = {"source": SOURCE, "event": payload.hook_event_name, **extra}
         if cut:
             context["truncated_bytes"] = cut

@@ -37,6 +37,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Stop",
+    "PreCompact",
+    "SessionEnd",
+)
+"""The Claude Code hook events `memdash install-hooks` registers (here, in the standard-library
+module, so install-hooks can read them without importing the recorder)."""
+
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 """Largest hook payload accepted; a bigger one is logged and dropped (never half-applied)."""
 
@@ -252,6 +264,8 @@ def stop_relay(url: str | None, namespace: str, timeout: float = 5.0) -> int | N
     Asks it over its socket (it finishes what it queued), and if it is still alive at the
     deadline, sends SIGTERM to the pid in its pid file.
     """
+    from store.server import pid_alive as _alive  # here: the hook's own path stays lean
+
     pid = running_pid(url, namespace)
     if pid is None:
         return None
@@ -263,20 +277,6 @@ def stop_relay(url: str | None, namespace: str, timeout: float = 5.0) -> int | N
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     return pid
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (tests start relays through a client, so rarely ours) counts as gone.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
 
 
 # --- the relay ---------------------------------------------------------------------------------

@@ -542,12 +542,22 @@ def _json_size(text: str) -> int:
     return len(pydantic_core.to_json(text)) - 2
 
 
+def valid_text(text: str) -> str:
+    """Lone surrogates (JSON may carry them) cannot be stored as UTF-8: they become ``?``."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text
+
+
 def fit(content: str, limit: int) -> tuple[str, int, int]:
     """``content`` cut to at most ``limit`` bytes as JSON, with a note saying what was cut.
 
     Returns (content, bytes cut, bytes it had), counted in UTF-8; when nothing was cut the
     content is returned as it was.
     """
+    content = valid_text(content)
     if len(content) * 6 <= limit:  # even with every character escaped it fits
         return content, 0, len(content.encode())
     raw = content.encode()

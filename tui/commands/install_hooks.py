@@ -18,18 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from store.integrations.hook_relay import EVENTS
+
 from . import add_store_options
 
-EVENTS = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PostToolUse",
-    "Stop",
-    "PreCompact",
-    "SessionEnd",
-)
-"""Same as ``store.integrations.claude_code.EVENTS`` (not imported: this module stays light)."""
 TOOL_EVENTS = ("PreToolUse", "PostToolUse")
 """Events whose entries take a tool ``matcher``; the others match everything without one."""
 EXIT_REFUSED = 2
