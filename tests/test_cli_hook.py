@@ -30,6 +30,7 @@ class Relays:
     """Runs `memdash hook` and stops every relay it may have started, by pid."""
 
     def __init__(self, home: Path) -> None:
+        self.home = home
         self.env = env_for(home)
         self.env["MEMDASH_HOOK_RELAY_IDLE"] = "60"
         self.stores: set[tuple[str | None, str]] = set()
@@ -113,6 +114,26 @@ async def test_a_turn_through_the_relay(conn, redis_url, relays, tmp_path):
     assert wait_until(lambda: not pid_alive(pid))
     paths = hook_relay.RelayPaths(redis_url, "test")
     assert not paths.socket.exists() and not paths.pid.exists()
+
+
+async def test_big_payloads_reach_the_relay_whole(conn, redis_url, relays):
+    # A socket read returns what is buffered: a payload of more than a few hundred kB arrives
+    # in pieces, and every piece must be read before the JSON is parsed.
+    sizes = (150_000, 1_000_000, 4_000_000)
+    for n, size in enumerate(sizes):
+        output = "y" * size + "THE END"
+        payload = {**plain("post_tool_use"), "tool_use_id": f"toolu_big{n}"}
+        relays.hook({**payload, "tool_response": {"stdout": output}}, url=redis_url)
+    relays.barrier(redis_url)
+    stored = await ConversationMemory("cc-plain", redis=conn).load()
+    assert [m["context"]["tool_use_id"] for m in stored] == [
+        "toolu_big0",
+        "toolu_big1",
+        "toolu_big2",
+    ]
+    assert "THE END" in stored[0]["content"]  # fits a message whole
+    assert all(m["context"]["truncated_bytes"] > 0 for m in stored[1:])  # cut, with a note
+    assert "not JSON" not in log_text(relays.home)
 
 
 async def test_direct_applies_in_process_without_a_relay(conn, redis_url, relays):
@@ -255,7 +276,7 @@ def test_install_hooks_merges_backs_up_and_is_idempotent(tmp_path):
     }
     settings_file.write_text(json.dumps(original))
 
-    done = install(tmp_path, project)
+    done = install(tmp_path, project, "--project")
     assert done.returncode == 0, done.stderr
     settings = json.loads(settings_file.read_text())
     assert settings["model"] == "opus"
@@ -267,7 +288,7 @@ def test_install_hooks_merges_backs_up_and_is_idempotent(tmp_path):
     assert json.loads(backup.read_text()) == original
     assert str(backup) in done.stdout
 
-    again = install(tmp_path, project)
+    again = install(tmp_path, project, "--project")
     assert again.returncode == 0
     assert "already installed" in again.stdout
     assert json.loads(settings_file.read_text()) == settings
@@ -281,7 +302,7 @@ def test_install_hooks_refuses_what_it_cannot_merge(tmp_path, content):
     settings_file = tmp_path / ".claude" / "settings.json"
     settings_file.parent.mkdir()
     settings_file.write_text(content)
-    done = install(tmp_path, tmp_path)
+    done = install(tmp_path, tmp_path, "--project")
     assert done.returncode == 2
     assert "nothing was written" in done.stderr
     assert settings_file.read_text() == content
@@ -294,6 +315,32 @@ def test_install_hooks_user_and_local_targets(tmp_path):
     assert install(tmp_path, project, "--user").returncode == 0
     user_settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
     assert len(our_command(user_settings, "UserPromptSubmit")) == 1
-    assert install(tmp_path, project, "--local").returncode == 0
+    # The default is the project's uncommitted settings: the command is this machine's path.
+    assert install(tmp_path, project).returncode == 0
     assert (project / ".claude" / "settings.local.json").exists()
     assert not (project / ".claude" / "settings.json").exists()
+    assert "already installed" in install(tmp_path, project, "--local").stdout
+
+
+def test_install_hooks_updates_a_symlinked_settings_file_where_it_points(tmp_path):
+    dotfiles = tmp_path / "dotfiles" / "claude-settings.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text('{"model": "opus"}')
+    link = tmp_path / ".claude" / "settings.json"
+    link.parent.mkdir()
+    link.symlink_to(dotfiles)
+    done = install(tmp_path, tmp_path, "--user")
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and link.resolve() == dotfiles
+    settings = json.loads(dotfiles.read_text())
+    assert settings["model"] == "opus" and len(our_command(settings, "Stop")) == 1
+    [backup] = list(dotfiles.parent.glob("*.bak"))
+    assert json.loads(backup.read_text()) == {"model": "opus"}
+
+
+def test_install_hooks_warns_when_the_url_carries_a_password(tmp_path):
+    done = install(tmp_path, tmp_path, "--redis", "redis://:s3cret@127.0.0.1:1/0")
+    assert done.returncode == 0
+    assert "password" in done.stderr and "MEMDASH_REDIS_URL" in done.stderr
+    quiet = install(tmp_path, tmp_path, "--redis", "redis://127.0.0.1:1/0")
+    assert quiet.stderr == ""

@@ -32,6 +32,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,10 @@ IDLE_SECONDS = 600.0
 LOG_NAME = "hook.log"
 LOG_MAX_BYTES = 1024 * 1024
 LOG_LINE_CHARS = 2000
+MAX_PENDING = 256
+"""Requests the relay holds at most while one is being applied (a hung store); more are closed
+unanswered and logged, so a stuck relay cannot run out of file descriptors or memory."""
+
 READ_TIMEOUT = 10.0
 """Seconds the relay waits for a connected client to finish sending."""
 
@@ -79,10 +84,13 @@ def data_dir() -> Path:
     return platformdirs.user_data_path("memdash", appauthor=False)
 
 
+URL_ENV = "MEMDASH_REDIS_URL"  # store.connection.URL_ENV, without importing it
+
+
 def resolve_settings(redis: str | None, namespace: str | None) -> tuple[str | None, str]:
     """The store URL (None: the embedded server) and namespace, resolved like ``store.connect``
     resolves them but without importing it."""
-    url = redis or os.environ.get("MEMDASH_REDIS_URL") or None
+    url = redis or os.environ.get(URL_ENV) or None
     return url, namespace or os.environ.get("MEMDASH_NAMESPACE") or "memdash"
 
 
@@ -102,14 +110,20 @@ class RelayPaths:
         self.pid = directory / f"{name}.pid"
         self.lock = directory / f"{name}.lock"
 
-    def ensure_directory(self) -> None:
-        """Create the directory private to the user (others must not feed us payloads)."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def check_private(self) -> None:
+        """Raise PermissionError unless the directory is this user's own (and close it to
+        others): in the ``/tmp`` fallback another user could otherwise make it first and
+        listen in our place. FileNotFoundError when it does not exist yet."""
         info = self.directory.lstat()
-        if info.st_uid != os.getuid() or not Path(self.directory).is_dir():
+        if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):
             raise PermissionError(f"{self.directory} is not a directory owned by this user")
         if info.st_mode & 0o077:
             os.chmod(self.directory, 0o700)
+
+    def ensure_directory(self) -> None:
+        """Create the directory, private to the user (others must not feed us payloads)."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.check_private()
 
 
 def log(message: str, *, component: str = "hook") -> None:
@@ -148,9 +162,12 @@ def _exchange(path: Path, header: dict[str, Any], payload: bytes, deadline: floa
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(max(deadline - time.monotonic(), 0.01))
-        sock.connect(str(path))
-        sock.sendall(json.dumps(header).encode() + b"\n" + payload)
-        sock.shutdown(socket.SHUT_WR)
+        try:
+            sock.connect(str(path))
+            sock.sendall(json.dumps(header).encode() + b"\n" + payload)
+            sock.shutdown(socket.SHUT_WR)
+        except TimeoutError:  # not (wholly) sent: nothing will be applied
+            raise RelayUnavailable("timed out handing the payload to the relay") from None
         reply = b""
         while not reply.endswith(b"\n"):
             sock.settimeout(max(deadline - time.monotonic(), 0.01))
@@ -176,10 +193,12 @@ def start_relay(url: str | None, namespace: str) -> None:
 
     paths = RelayPaths(url, namespace)
     paths.ensure_directory()
-    command = [sys.executable, "-m", __name__, "--namespace", namespace]
+    # -P: nothing from the current directory on sys.path. The URL goes in the environment, not
+    # argv, where `ps` would show its password.
+    command = [sys.executable, "-P", "-m", __name__, "--namespace", namespace]
+    env = {k: v for k, v in os.environ.items() if k != URL_ENV}
     if url is not None:
-        command += ["--redis", url]
-    env = dict(os.environ)
+        env[URL_ENV] = url
     # The relay must find this package even when memdash runs from a source tree.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -212,6 +231,12 @@ def deliver(
     Raises :class:`RelayUnavailable` when nothing could be delivered.
     """
     paths = RelayPaths(url, namespace)
+    try:
+        paths.check_private()
+    except FileNotFoundError:
+        pass  # no relay yet: start_relay makes the directory
+    except OSError as e:
+        raise RelayUnavailable(str(e)) from None
     header = {"op": "apply", "redis": url, "namespace": namespace, "cwd": os.getcwd()}
     header["at"] = time.time()
     started = False
@@ -334,10 +359,14 @@ async def _read_request(reader: Any) -> tuple[dict[str, Any], bytes] | None:
     header = json.loads(line)
     if not isinstance(header, dict):
         raise ValueError("the request header is not a JSON object")
-    payload = await reader.read(MAX_PAYLOAD_BYTES + 1)
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"payload over {MAX_PAYLOAD_BYTES} bytes")
-    return header, payload
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await reader.read(256 * 1024):  # read() gives what is buffered: loop to EOF
+        size += len(chunk)
+        if size > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload over {MAX_PAYLOAD_BYTES} bytes")
+        chunks.append(chunk)
+    return header, b"".join(chunks)
 
 
 async def _serve(sock: socket.socket, paths: RelayPaths, url: str | None, namespace: str) -> None:
@@ -350,6 +379,10 @@ async def _serve(sock: socket.socket, paths: RelayPaths, url: str | None, namesp
     queue: asyncio.Queue[tuple[asyncio.Future[Any], asyncio.StreamWriter]] = asyncio.Queue()
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if queue.qsize() >= MAX_PENDING:  # the store hangs: shed load, keep descriptors
+            log(f"over {MAX_PENDING} requests waiting: one dropped", component="relay")
+            writer.close()
+            return
         # Queued before the first await: requests are applied in the order they connected.
         request: asyncio.Future[Any] = loop.create_future()
         queue.put_nowait((request, writer))
@@ -438,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     import asyncio
 
     parser = argparse.ArgumentParser(prog="memdash-hook-relay", description=__doc__)
-    parser.add_argument("--redis", default=None)
+    parser.add_argument("--redis", default=os.environ.get(URL_ENV) or None)
     parser.add_argument("--namespace", required=True)
     args = parser.parse_args(argv)
     paths = RelayPaths(args.redis, args.namespace)
