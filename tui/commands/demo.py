@@ -99,6 +99,7 @@ def simulation(
     ``log``; stopped (by pid) on the way out, whatever happens in the block."""
     command = [
         sys.executable,
+        "-P",  # nothing from the user's current directory (a store/ of theirs) on sys.path
         "-m",
         "tui.cli",
         "simulate",
@@ -121,7 +122,7 @@ def simulation(
             stdout=output if output is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
             start_new_session=True,  # the terminal's Ctrl-C and Ctrl-Z are the dashboard's
-            env={**os.environ, "MEMDASH_REDIS_URL": url},  # not in argv, where ps shows it
+            env={**os.environ, "MEMDASH_REDIS_URL": url, "PYTHONPATH": _package_path()},
         )
     try:
         yield child
@@ -142,3 +143,10 @@ def stop(child: subprocess.Popen[bytes], timeout: float = STOP_SECONDS) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _package_path() -> str:
+    """PYTHONPATH for the child: where this memdash is (a source tree too), then the caller's.
+    (The URL goes in the environment as well: in argv, ps would show its password.)"""
+    root = str(Path(__file__).resolve().parents[2])
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)

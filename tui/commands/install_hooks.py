@@ -45,12 +45,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     where.add_argument(
         "--project",
         action="store_true",
-        help="./.claude/settings.json of the current directory (the default)",
+        help="./.claude/settings.json of the current directory (usually committed: the command "
+        "names this machine's memdash by absolute path)",
     )
     where.add_argument(
         "--local",
         action="store_true",
-        help="./.claude/settings.local.json (the project's settings that are not committed)",
+        help="./.claude/settings.local.json, the project's settings that are not committed "
+        "(the default)",
     )
     where.add_argument("--user", action="store_true", help="~/.claude/settings.json")
     where.add_argument(
@@ -64,7 +66,14 @@ def run(args: argparse.Namespace) -> int:
     if args.print:
         print(json.dumps({"hooks": entries(command)}, indent=2))
         return 0
-    path = settings_path(user=args.user, local=args.local)
+    path = settings_path(user=args.user, project=args.project)
+    redis = getattr(args, "redis", None)
+    if redis and _has_password(redis):
+        print(
+            f"warning: {path} now holds the store's password; prefer leaving --redis out and "
+            "setting MEMDASH_REDIS_URL in the environment Claude Code runs in",
+            file=sys.stderr,
+        )
     try:
         added, backup, others = install(path, command)
     except Refused as e:
@@ -81,10 +90,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def settings_path(*, user: bool = False, local: bool = False) -> Path:
+def settings_path(*, user: bool = False, project: bool = False) -> Path:
     if user:
         return Path.home() / ".claude" / "settings.json"
-    return Path.cwd() / ".claude" / ("settings.local.json" if local else "settings.json")
+    return Path.cwd() / ".claude" / ("settings.json" if project else "settings.local.json")
+
+
+def _has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
 
 
 def memdash_executable() -> list[str]:
@@ -100,7 +118,8 @@ def memdash_executable() -> list[str]:
     found = shutil.which("memdash")
     if found:
         return [os.path.abspath(found)]
-    return [sys.executable, "-m", "tui.cli"]  # e.g. `python -m tui.cli` from a source tree
+    # e.g. `python -m tui.cli` from a source tree; -P: not the hook's cwd on sys.path
+    return [sys.executable, "-P", "-m", "tui.cli"]
 
 
 def hook_command(redis: str | None = None, namespace: str | None = None) -> str:
@@ -167,7 +186,10 @@ def merge(
 
 def install(path: Path, command: str) -> tuple[list[str], Path | None, list[tuple[str, str]]]:
     """Merge our hooks into the settings file at ``path``; returns the events added, the backup
-    written (None when the file is new or unchanged) and other memdash hooks found."""
+    written (None when the file is new or unchanged) and other memdash hooks found.
+
+    A symlinked settings file (dotfiles) is updated where it points, and stays a link."""
+    path = path.resolve()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -185,20 +207,27 @@ def install(path: Path, command: str) -> tuple[list[str], Path | None, list[tupl
     merged, added, others = merge(settings, command)
     if not added:
         return [], None, others
-    import shutil
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    backup = None
-    if text is not None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = path.with_name(f"{path.name}.{stamp}.bak")
-        n = 1
-        while backup.exists():
-            n += 1
-            backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
-        shutil.copy2(path, backup)
+    backup = None if text is None else _back_up(path, text)
     _write_atomically(path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
     return added, backup, others
+
+
+def _back_up(path: Path, text: str) -> Path:
+    """A new ``<name>.<time>.bak`` beside ``path`` holding ``text``; created exclusively, so
+    nothing already there (a file, a dangling symlink) is written through or over."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    mode = path.stat().st_mode & 0o777
+    for n in range(1, 1000):
+        backup = path.with_name(f"{path.name}.{stamp}{'' if n == 1 else f'-{n}'}.bak")
+        try:
+            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return backup
+    raise Refused(f"could not name a backup of {path}")
 
 
 def _write_atomically(path: Path, text: str) -> None:
