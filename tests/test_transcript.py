@@ -412,32 +412,32 @@ async def test_the_dashboard_feed_sees_the_recorded_session(conn):
     assert view.context["model"] == "claude-sonnet-4-20250514"  # the main line's latest
 
 
-async def test_roles_records_only_those_lines(conn):
-    """The Stop hook records only assistant lines: the other hooks recorded prompts and tools."""
-    result = await record_transcript(conn, SHOP_FILE, roles={"assistant"})
+async def test_mid_turn_a_trailing_response_is_shown_and_counted_when_whole(conn, tmp_path):
+    """A hook reads while Claude Code may still write the response the file ends with: its
+    lines are recorded at once, its usage only once a later read sees it whole (the larger
+    counts of its last line), not from its first line alone."""
+    path = tmp_path / "turn.jsonl"
+    prompt = line("p-1", content="go")
+    halves = [
+        response(f"r-{n}", "msg_r", [{"type": "text", "text": f"part {n}"}], (5, 10 * n, 0, 0))
+        for n in (1, 2)
+    ]
+    path.write_text(prompt + halves[0])
+    first = await record_transcript(conn, path, complete=False)
+    assert (first.messages_added, first.usage_added) == (2, 0)
+    assert first.offset == len(prompt.encode())  # before the open response
 
-    recorded = await messages(conn)
-    assert {m["role"] for m in recorded} == {"assistant"}
-    assert result.messages_added == len(recorded) == 7
-    assert result.ignored == 3 + 6  # the non-conversation lines, then user and tool lines
-    assert result.usage_added == len(REQUESTS)
+    path.write_text(prompt + halves[0] + halves[1])
+    second = await record_transcript(conn, path, offset=first.offset, complete=False)
+    assert (second.messages_added, second.usage_added, second.offset) == (1, 0, first.offset)
 
-
-async def test_roles_may_depend_on_the_session(conn, tmp_path):
-    path = tmp_path / "two.jsonl"
-    path.write_text(line("a-1", session="hooked") + line("b-1", session="plain"))
-    asked = []
-
-    async def roles(session):
-        asked.append(session)
-        return {"assistant"} if session == "hooked" else {"user"}
-
-    result = await record_transcript(conn, path, roles=roles)
-
-    assert (result.messages_added, result.ignored) == (1, 1)
-    assert await messages(conn, "hooked") == []
-    assert len(await messages(conn, "plain")) == 1
-    assert asked == ["hooked", "plain"]
+    path.write_text(prompt + halves[0] + halves[1] + line("p-2", content="next"))
+    third = await record_transcript(conn, path, offset=second.offset, complete=False)
+    assert (third.messages_added, third.usage_added, third.duplicates) == (1, 1, 2)
+    assert (await budget(conn).status()).used == 5 + 20  # the fuller counts of the last line
+    assert [m["content"] for m in await messages(conn)] == ["go", "part 1", "part 2", "next"]
+    again = await record_transcript(conn, path)  # a later import adds nothing
+    assert (again.messages_added, again.usage_added) == (0, 0)
 
 
 async def test_a_missing_file_raises_oserror(conn, tmp_path):

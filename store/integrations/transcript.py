@@ -14,8 +14,7 @@ How a line becomes store data (all through the public store API):
   a read that stopped in the middle of a response, can never lose or double a block.
   ``context.message_id`` ties the parts of one response together.
 - **Roles:** ``assistant`` lines are ``assistant``; a ``user`` line whose blocks are all
-  ``tool_result`` is ``tool``; any other ``user`` line is ``user``. ``roles=`` records only
-  some (the ``Stop`` hook: only ``assistant``; the other hooks record prompts and tool calls).
+  ``tool_result`` is ``tool``; any other ``user`` line is ``user``.
   Blocks become text: ``text`` as is, ``thinking`` as ``[thinking] …``, ``tool_use`` as
   ``[tool_use Name] {input JSON}``, images and other non-text blocks as ``[image]`` etc.; a
   failed tool result starts ``[error]``.
@@ -53,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -84,8 +83,6 @@ SYNTHETIC_MODEL = "<synthetic>"
 MAX_CONTENT_BYTES = MAX_MESSAGE_BYTES - 16 * 1024
 """Most bytes (as JSON) of a message's content; the rest is room for its context and fields."""
 
-Roles = Collection[str] | Callable[[str], Awaitable[Collection[str]]]
-"""Which roles to record: a collection, or an async function of the session id."""
 
 _Count = Annotated[int, Field(ge=0, le=10**12)]
 _Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
@@ -107,8 +104,7 @@ class TranscriptResult:
     malformed: int = 0
     """Lines skipped as unreadable."""
     ignored: int = 0
-    """Readable lines not recorded: not conversation (summary, system, snapshots, progress…),
-    or of a role that ``roles`` leaves out."""
+    """Readable lines not recorded: not conversation (summary, system, snapshots, progress…)."""
     truncated: int = 0
     """Messages whose content was cut to fit the store (each says so in its text)."""
     lines: int = 0
@@ -169,6 +165,7 @@ class _Entry:
     line: _Line
     session: str
     request: str | None  # usage key, for assistant lines with usage
+    deferred: bool = False  # of a response that may still grow: its usage waits
 
 
 @dataclass
@@ -193,7 +190,7 @@ async def record_transcript(
     session_id: str | None = None,
     save_context: bool = True,
     progress: Callable[[int], object] | None = None,
-    roles: Roles | None = None,
+    complete: bool = True,
 ) -> TranscriptResult:
     """Record the transcript's complete lines from byte ``offset`` on; idempotent.
 
@@ -203,10 +200,10 @@ async def record_transcript(
     one compare-and-set per session, which does nothing if a context exists. ``progress`` is
     called with the offset reached after each batch of lines (for a progress bar).
 
-    ``roles`` records only the lines of those roles ("user", "tool", "assistant"; the others
-    count as ignored): a collection, or an async function of the session id returning one. The
-    ``Stop`` hook passes ``{"assistant"}``, since the other hooks record prompts and tool calls
-    themselves; ``memdash import`` does the same for sessions that hooks followed.
+    ``complete=False`` says the agent may still be writing (a hook in mid-turn): the lines of a
+    response the file ends with are recorded, but its usage is left for a later call (the
+    returned offset is before the response), since it is only final with its last line. A call
+    from that offset counts it; the turn's ``Stop`` reads with the default.
 
     Raises OSError when the file cannot be read and the store's errors (redis.RedisError) when
     it is unreachable; what a line holds never raises (see the module docstring).
@@ -216,13 +213,15 @@ async def record_transcript(
     source = os.fspath(path)
     result = TranscriptResult(offset=offset)
     contexts: dict[str, dict[str, Any]] = {}
-    recorder = _Recorder(conn, result, roles)
+    # Reading from where an earlier read stopped short of a response: that response's first
+    # line is stored already, but its usage was left for now.
+    recorder = _Recorder(conn, result, resuming=offset > 0)
     with open(source, "rb") as file:
         if offset < 0 or os.fstat(file.fileno()).st_size < offset:
             offset = 0
         file.seek(offset)
         result.offset = offset
-        for batch in _batches(file, result, session_id):
+        for batch in _batches(file, result, session_id, complete):
             for entry in batch:
                 _remember_context(contexts, entry, source)
             await recorder.record(batch)
@@ -237,27 +236,46 @@ async def record_transcript(
     return result
 
 
-def _batches(file: Any, result: TranscriptResult, session_id: str | None) -> Iterator[list[_Entry]]:
-    """Parsed entries of the complete lines, in batches that end between two responses."""
+def _batches(
+    file: Any, result: TranscriptResult, session_id: str | None, complete: bool
+) -> Iterator[list[_Entry]]:
+    """Parsed entries of the complete lines, in batches that end between two responses.
+
+    Unless ``complete``, a response the file ends with is held back (``result.offset`` stays
+    before its first line): more of its lines, with fuller usage, may still come.
+    """
     batch: list[_Entry] = []
     size = 0
     previous_response: str | None = None
+    trailing: tuple[int, int, int] | None = None  # the last response: batch index, offset, lines
     for raw in iter(file.readline, b""):
         if not raw.endswith(b"\n"):
             break  # still being written: the next call reads it whole
+        starts = result.offset
         result.offset += len(raw)
         result.lines += 1
         entry = _parse(raw, result, session_id)
         if entry is None:
+            trailing = None  # another line follows the response: it is finished
             continue
         response = entry.line.message.id if entry.line.type == "assistant" else None
         full = len(batch) >= BATCH_LINES or size >= BATCH_BYTES
         if full and (response is None or response != previous_response):
             yield batch
             batch, size = [], 0
+        if response is None:
+            trailing = None
+        elif response != previous_response:
+            trailing = (len(batch), starts, result.lines - 1)
         batch.append(entry)
         size += len(raw)
         previous_response = response
+    if not complete and trailing is not None:
+        # Its lines are recorded now (the dashboard shows them), its usage when it is whole:
+        # the offset stays before it, and the next read, starting at its first line, counts it.
+        index, result.offset, result.lines = trailing
+        for entry in batch[index:]:
+            entry.deferred = True
     if batch:
         yield batch
 
@@ -317,11 +335,11 @@ def _remember_context(contexts: dict[str, dict[str, Any]], entry: _Entry, source
 class _Recorder:
     """Writes batches of entries through ConversationMemory and TokenBudgetTracker."""
 
-    def __init__(self, conn: Connection, result: TranscriptResult, roles: Roles | None) -> None:
+    def __init__(self, conn: Connection, result: TranscriptResult, *, resuming: bool) -> None:
         self.conn = conn
         self.result = result
-        self._roles = roles
-        self._session_roles: dict[str, Collection[str]] = {}
+        self._resuming = resuming  # the first entry read may be a response left open before
+        self._resumed: str | None = None
         self._conversations: dict[str, Any] = {}
         self._budgets: dict[str, Any] = {}
 
@@ -344,13 +362,13 @@ class _Recorder:
     async def record(self, batch: list[_Entry]) -> None:
         requests = _requests(batch)
         for entry in batch:
-            if self._roles is not None and _role(entry.line) not in await self._allowed(entry):
-                self.result.ignored += 1
-                continue
+            if self._resuming:
+                self._resuming = False
+                self._resumed = entry.request
             request = requests.get(entry.request) if entry.request else None
             first = request is not None and request.first_uuid == entry.line.uuid
-            tokens = request.tokens if first and request.tokens else None
-            message = _message(entry.line, tokens)
+            counted = first and not entry.deferred and request is not None and request.tokens
+            message = _message(entry.line, request.tokens if counted and request else None)
             conversation = self._conversation(entry.session)
             try:
                 index = await conversation.append_unique(message, entry.line.uuid)
@@ -359,23 +377,16 @@ class _Recorder:
                 continue
             if index is None:
                 self.result.duplicates += 1
+                if counted and request is not None and entry.request == self._resumed:
+                    await self._record_usage(entry, request)  # the response left open before
                 continue
             self.result.messages_added += 1
             if "cut_bytes" in message["context"]:
                 self.result.truncated += 1
-            if first and request is not None and request.tokens:
+            if counted and request is not None:
                 await self._record_usage(entry, request)
         for conversation in self._conversations.values():
             conversation.history.clear()  # the local mirror: an import must not hold it all
-
-    async def _allowed(self, entry: _Entry) -> Collection[str]:
-        roles = self._roles
-        if roles is None or not callable(roles):
-            return roles or ()
-        allowed = self._session_roles.get(entry.session)
-        if allowed is None:
-            allowed = self._session_roles[entry.session] = await roles(entry.session)
-        return allowed
 
     async def _record_usage(self, entry: _Entry, request: _Request) -> None:
         model = request.model
