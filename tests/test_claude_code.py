@@ -285,3 +285,22 @@ def test_offsets_start_over_when_the_transcript_was_replaced(tmp_path):
     replacement.write_text(transcript.read_text())
     replacement.replace(transcript)  # rotated: another file under the same name
     assert offsets.get(transcript) == 0
+
+
+async def test_a_transcript_not_written_yet_is_waited_for_not_replaced(conn, recorder, tmp_path):
+    # Claude Code creates the file as the session goes: a prompt whose transcript does not exist
+    # yet must not be stored from the payload, or it comes again from the file under its uuid.
+    transcript = tmp_path / "later.jsonl"
+    prompt = plain("user_prompt_submit")
+    await recorder.record({**prompt, "transcript_path": str(transcript)})
+    assert await messages(conn, "cc-plain") == []
+    line = {
+        "type": "user",
+        "uuid": "u-1",
+        "sessionId": "cc-plain",
+        "timestamp": "2026-11-24T09:00:00Z",
+        "message": {"role": "user", "content": prompt["prompt"]},
+    }
+    transcript.write_text(json.dumps(line) + "\n")
+    await recorder.record({**plain("pre_tool_use"), "transcript_path": str(transcript)})
+    assert [m["content"] for m in await messages(conn, "cc-plain")] == [prompt["prompt"]]

@@ -14,7 +14,9 @@ lines, from the byte offset the previous hook of that session reached
 (:class:`TranscriptOffsets`): messages appear as the session goes, each once, with their usage,
 and importing the same transcript later adds nothing. A line Claude Code writes after the hook
 ran (a tool's result is written after PostToolUse) is picked up by the next hook, at the latest
-by Stop. Only when the payload names no readable transcript do UserPromptSubmit and
+by Stop; mid-turn, the usage of the response the file ends with waits until a read sees it whole
+(see ``record_transcript(complete=False)``). Only when the payload names no transcript, or it
+cannot be read (a file not written yet is not that: it will be), do UserPromptSubmit and
 Pre/PostToolUse store a message built from the payload (ids ``hook:prompt:<hash>``,
 ``hook:<tool_use_id>:pre`` / ``:post``), so nothing is lost then either.
 
@@ -531,7 +533,14 @@ class HookRecorder:
                 session_id=payload.session_id,
                 # SessionStart keeps the context itself; Stop fills it if that was missed.
                 save_context=isinstance(payload, Stop),
+                # Mid-turn, the response being written is left for the next hook (its usage
+                # is final only with its last line); at Stop and SessionEnd the turn is over.
+                complete=isinstance(payload, Stop | SessionEnd),
             )
+        except FileNotFoundError:
+            # Claude Code writes the file as the session goes: no lines yet, not no transcript
+            # (messages from the payload now would come again from the file later).
+            return "transcript not written yet"
         except OSError:
             return None
         if self.offsets is not None:
