@@ -14,6 +14,7 @@ from pathlib import Path
 from store import Connection, ConversationMemory, StatefulMemory
 from store.feed import read_namespace
 from store.integrations.claude_code import INITIAL, WORKFLOW
+from store.integrations.transcript import record_transcript
 from store.server import free_port
 
 from .test_cli import env_for
@@ -81,22 +82,23 @@ async def test_one_file_into_a_chosen_session_and_namespace(tmp_path, redis_url)
     assert await sessions(redis_url) == {}
 
 
-async def test_a_session_the_hooks_followed_gets_only_its_assistant_lines(tmp_path, redis_url):
-    """The hooks recorded its prompts and tool calls; the import adds what Stop would."""
+async def test_a_session_the_hooks_followed_is_completed_not_doubled(tmp_path, redis_url):
+    """Hooks record the transcript's lines as the session goes (by uuid); the import adds the
+    ones they missed (the store was down, say) and none twice. Workflows are left alone."""
     conn = Connection(redis_url, namespace=NS)
     try:
         workflow = StatefulMemory(SHOP, transitions=WORKFLOW, initial=INITIAL, redis=conn)
         await workflow.define()
-        conversation = ConversationMemory(SHOP, redis=conn)
-        hook = {"role": "user", "content": "The checkout total ignores the discount. Fix it."}
-        await conversation.append_unique(hook, "hook:prompt:1")
+        head = b"".join(SHOP_FILE.read_bytes().splitlines(keepends=True)[:4])
+        partial = tmp_path / "partial.jsonl"
+        partial.write_bytes(head)
+        seen = await record_transcript(conn, partial)  # what the hooks had recorded
 
         out = memdash_import(tmp_path, redis_url, str(SHOP_FILE))
 
         assert out.returncode == 0, out.stderr
-        assert "7 messages added" in out.stdout
-        recorded = await conversation.load()
-        assert [m["role"] for m in recorded] == ["user"] + ["assistant"] * 7
+        assert f"{12 - seen.messages_added} messages added" in out.stdout
+        assert len(await ConversationMemory(SHOP, redis=conn).load()) == 12
         assert (await StatefulMemory.open(SHOP, redis=conn)).current_state == "idle"
     finally:
         await conn.aclose()

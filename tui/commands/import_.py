@@ -5,10 +5,8 @@ A path is a transcript file (any name) or a directory walked for ``*.jsonl`` (th
 ``<project>/<session>/subagents/agent-*.jsonl``), read in path order so a session's own file
 comes before its subagents'. Each file goes through
 ``store.integrations.transcript.record_transcript`` (see there for what is recorded and how),
-so importing again adds nothing, and a session the hooks recorded live is completed, not
-doubled: for a session whose workflow is stored (the hooks followed it live and recorded its
-prompts and tool calls) only the assistant lines are recorded, as the ``Stop`` hook does.
-Sessions are the lines' ``sessionId`` (or ``--session``).
+so importing again adds nothing, and a session the hooks recorded live (from the same lines) is
+completed, not doubled. Sessions are the lines' ``sessionId`` (or ``--session``).
 
 The import does not touch workflows: a transcript on disk may belong to a session still
 running, so marking it ``ended`` could be false, and a session without a workflow is how the
@@ -26,7 +24,6 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Iterable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +32,6 @@ from . import add_store_options
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 CONNECT_TIMEOUT = 10.0  # seconds to reach the store before giving up
-ALL_ROLES = frozenset({"user", "tool", "assistant"})
-HOOKED_ROLES = frozenset({"assistant"})  # what the Stop hook records: the rest came by hooks
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -117,7 +112,6 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
                         path,
                         session_id=session,
                         progress=progress.reached,
-                        roles=partial(_roles, conn),
                     )
                 except (RedisError, TimeoutError) as error:
                     progress.stop()
@@ -134,17 +128,6 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
         await conn.aclose()
     print(_summary(imported, total, unreadable), flush=True)
     return EXIT_FAILED if unreadable else 0
-
-
-async def _roles(conn: Any, session: str) -> frozenset[str]:
-    """What to record of a session: everything, or only what the hooks did not record."""
-    from store import StatefulMemory
-
-    try:
-        await StatefulMemory.open(session, redis=conn)
-    except LookupError:
-        return ALL_ROLES
-    return HOOKED_ROLES
 
 
 def _add(total: Any, result: Any) -> None:
