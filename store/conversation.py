@@ -93,7 +93,7 @@ class TrimMarker(NamedTuple):
     first: int
     last: int
     count: int
-    reason: Literal["auto", "manual"]
+    reason: Literal["auto", "manual", "compact"]  # compact: the agent summarised its context
     seq: int
     ts: int  # server time, ms since the epoch
 
@@ -254,14 +254,19 @@ class ConversationMemory:
     ) -> int:
         return await self.append({"role": role, "content": content, "context": context or {}})
 
-    async def trim_old_messages(self, keep: int) -> int:
+    async def trim_old_messages(
+        self, keep: int, *, reason: Literal["manual", "compact"] = "manual"
+    ) -> int:
         """Keep only the newest ``keep`` messages; returns how many were removed.
 
-        A trim that removes something publishes ``conversation.trim`` and leaves a marker.
+        A trim that removes something publishes ``conversation.trim`` and leaves a marker with
+        ``reason`` ("compact": the agent replaced its context with a summary).
         """
         _check_count("keep", keep)
+        if reason not in ("manual", "compact"):
+            raise ValueError(f"reason must be 'manual' or 'compact', not {reason!r}")
         removed, first = await self.redis.run(
-            "conversation_trim", self._session, (self._list,), (keep,)
+            "conversation_trim", self._session, (self._list,), (keep, reason)
         )
         self._first = first
         self._forget_before(first)

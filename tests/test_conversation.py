@@ -480,3 +480,17 @@ async def test_append_unique_stores_a_message_once_even_after_it_was_trimmed(con
     assert await memory.count() == ConversationSpan(1, 3)
     with pytest.raises(ValueError):
         await memory.append_unique({"role": "user", "content": "x"}, "")
+
+
+async def test_a_trim_says_why(conn):
+    memory = ConversationMemory("why", redis=conn)
+    for i in range(3):
+        await memory.add_message("user", f"m{i}")
+    assert await memory.trim_old_messages(1, reason="compact") == 2
+    [marker] = await memory.trims()
+    assert (marker.reason, marker.count) == ("compact", 2)
+    view = (await read_sessions(conn, ["why"]))["why"]
+    assert [m.reason for m in view.conversation.trims] == ["compact"]
+    with pytest.raises(ValueError):
+        await memory.trim_old_messages(0, reason='x","count":9')  # never reaches the JSON
+    assert (await memory.count()).retained == 1
