@@ -86,20 +86,25 @@ def test_payloads_are_validated_with_clear_errors():
 async def test_a_turn_is_recorded_once_from_the_transcript(conn, recorder, tmp_path):
     transcript = tmp_path / "session.jsonl"
     for payload in turn_steps(transcript):
+        if payload["hook_event_name"] == "PreCompact":
+            stored = await messages(conn, SESSION)  # what compaction is about to trim
         outcome = await recorder.record(payload)
         assert outcome.kind == "applied", outcome
 
-    stored = await messages(conn, SESSION)
     expected = TURN["expected"]
-    assert len(stored) == expected["messages"]
     uuids = [m["context"].get("uuid") for m in stored]
     assert len(set(filter(None, uuids))) == len(list(filter(None, uuids)))  # no line twice
     prompts = [m for m in stored if m["role"] == "user"]
     assert [m["content"] for m in prompts] == ["Run the tests and fix what fails."]
     assert [m["role"] for m in stored if m["context"].get("sidechain")] == ["assistant"]
-    compaction = stored[-1]
+    # The compaction: the stored context is trimmed to a note, with a marker for what went.
+    conversation = ConversationMemory(SESSION, redis=conn)
+    [compaction] = await messages(conn, SESSION)
     assert compaction["role"] == "system"
     assert compaction["content"] == "context compacted (trigger=manual): keep the test names"
+    [marker] = await conversation.trims()
+    assert (marker.reason, marker.count) == ("compact", len(stored))
+    assert (await conversation.count()).total == len(stored) + 1 == expected["messages"]
 
     budget = await TokenBudgetTracker(SESSION, 10**9, redis=conn).status()
     assert (budget.used, budget.requests) == (expected["tokens"], expected["requests"])
@@ -128,7 +133,8 @@ async def test_a_turn_is_recorded_once_from_the_transcript(conn, recorder, tmp_p
         await recorder.record({**payload, "transcript_path": str(transcript)})
     again = await record_transcript(conn, transcript)
     assert again.messages_added == 0 and again.usage_added == 0
-    assert len(await messages(conn, SESSION)) == expected["messages"]
+    assert (await conversation.count()).total == expected["messages"]
+    assert len(await conversation.trims()) == 1  # the compaction was not applied twice
     assert (await TokenBudgetTracker(SESSION, 10**9, redis=conn).status()).used == expected[
         "tokens"
     ]
@@ -183,7 +189,7 @@ async def test_a_resumed_session_goes_from_ended_to_idle(conn, recorder):
 
 
 async def test_without_a_transcript_messages_come_from_the_payload_once(conn, recorder):
-    names = ("user_prompt_submit", "pre_tool_use", "post_tool_use", "pre_compact")
+    names = ("user_prompt_submit", "pre_tool_use", "post_tool_use")
     for _ in range(2):  # the same deliveries twice (say, hooks installed in two settings files)
         for name in names:
             await recorder.record(plain(name))
@@ -192,7 +198,6 @@ async def test_without_a_transcript_messages_come_from_the_payload_once(conn, re
         ("user", "Say hi."),
         ("tool", 'Bash call: {"command": "echo hi"}'),
         ("tool", 'Bash result: {"stdout": "hi\\n", "stderr": ""}'),
-        ("system", "context compacted (trigger=auto)"),
     ]
     assert stored[1]["context"] == {
         "source": "claude-code-hook",
@@ -225,12 +230,16 @@ def test_hook_messages_are_cut_by_the_transcript_rule():
     assert fit("a\udc80b", 100) == ("a?b", 0, 3)  # lone surrogates replaced, not refused
 
 
-async def test_precompact_is_a_marker_message_not_a_trim(conn, recorder):
-    await recorder.record(plain("user_prompt_submit"))
-    await recorder.record(plain("pre_compact"))
+async def test_precompact_trims_to_a_note_with_a_compact_marker_once(conn, recorder):
+    for name in ("user_prompt_submit", "pre_tool_use", "pre_compact", "pre_compact"):
+        await recorder.record(plain(name))  # the compaction delivered twice
     conversation = ConversationMemory("cc-plain", redis=conn)
-    assert await conversation.trims() == []
-    assert (await conversation.count()).retained == 2
+    [note] = await conversation.load()
+    assert (note["role"], note["content"]) == ("system", "context compacted (trigger=auto)")
+    [marker] = await conversation.trims()
+    assert (marker.reason, marker.first, marker.last, marker.count) == ("compact", 0, 1, 2)
+    await recorder.record(plain("user_prompt_submit"))  # the same prompt again: not re-added
+    assert (await conversation.count()).total == 3
 
 
 async def test_session_start_merges_into_an_edited_context(conn, recorder):

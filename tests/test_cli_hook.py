@@ -95,8 +95,9 @@ async def test_a_turn_through_the_relay(conn, redis_url, relays, tmp_path):
         relays.hook(payload, url=redis_url)
     pid = relays.barrier(redis_url)
 
-    stored = await ConversationMemory(SESSION, redis=conn).load()
-    assert len(stored) == TURN["expected"]["messages"]
+    conversation = ConversationMemory(SESSION, redis=conn)
+    assert (await conversation.count()).total == TURN["expected"]["messages"]
+    assert [m.reason for m in await conversation.trims()] == ["compact"]
     budget = await TokenBudgetTracker(SESSION, 10**9, redis=conn).status()
     assert budget.used == TURN["expected"]["tokens"]
     workflow = StatefulMemory(SESSION, transitions=WORKFLOW, initial=INITIAL, redis=conn)

@@ -32,9 +32,9 @@ What each event records besides:
 - ``PreToolUse``: ``tool`` (data: tool name, tool use id, input preview); ``PostToolUse`` (and
   ``PostToolUseFailure`` of newer Claude Code): ``responding``, the model goes on with the result.
 - ``Stop``: ``idle``; its transcript read also writes the session context if none exists.
-- ``PreCompact`` (``trigger``, ``custom_instructions``): a ``system`` message "context
-  compacted (trigger=…)". Not a trim: Claude Code keeps every transcript line, and the store's
-  trim markers mean "these stored messages were removed", which would be untrue here.
+- ``PreCompact`` (``trigger``, ``custom_instructions``): the agent is about to replace its
+  context with a summary, so the stored conversation is trimmed to a ``system`` message
+  "context compacted (trigger=…)", with a trim marker (reason ``compact``) for what went.
 - ``SessionEnd`` (``reason``): ``ended``. Other events are accepted and ignored.
 
 Workflow (:data:`WORKFLOW`): idle -> prompting -> tool <-> responding -> idle, ended from
@@ -373,9 +373,9 @@ class HookRecorder:
             return Outcome("ignored", f"{event} {payload.session_id}")
         if isinstance(payload, SessionStart):
             await self._save_context(payload, at)
-        elif isinstance(payload, PreCompact):
-            await self._compacted(payload, at)
         synced = await self._sync(payload)
+        if isinstance(payload, PreCompact):
+            await self._compacted(payload, at)
         if synced is None and isinstance(payload, UserPromptSubmit | PreToolUse):
             await self._from_payload(payload, at)  # no transcript to take the messages from
         if isinstance(payload, SessionStart):
@@ -402,14 +402,19 @@ class HookRecorder:
         return data
 
     async def _compacted(self, payload: PreCompact, at: datetime) -> None:
-        """A system message marks the compaction; the transcript keeps every line, so it is not
-        a trim (nothing stored is removed)."""
+        """The agent is about to replace its context with a summary: the stored conversation
+        follows, trimmed to a note saying so, with a trim marker (reason ``compact``) for what
+        went. The transcript on disk keeps every line; ``memdash import`` does not bring trimmed
+        messages back (their ids are kept)."""
         trigger = payload.trigger or "unknown"
         text = f"context compacted (trigger={trigger})"
         if payload.custom_instructions:
             text += f": {payload.custom_instructions}"
         message_id = "hook:compact:" + _digest(trigger, _size(payload.transcript_path))
-        await self._append(payload, "system", text, {"trigger": trigger}, message_id, at)
+        note = await self._append(payload, "system", text, {"trigger": trigger}, message_id, at)
+        if note is not None:  # the same compaction delivered again trims nothing more
+            conversation = ConversationMemory(payload.session_id, redis=self.conn)
+            await conversation.trim_old_messages(1, reason="compact")
 
     async def _from_payload(self, payload: UserPromptSubmit | PreToolUse, at: datetime) -> None:
         if isinstance(payload, UserPromptSubmit):
@@ -444,14 +449,15 @@ class HookRecorder:
         extra: dict[str, Any],
         message_id: str,
         at: datetime,
-    ) -> None:
+    ) -> int | None:
+        """The message's number, None when it was stored before."""
         content, cut, _ = fit(text, MAX_CONTENT_BYTES)
         context: dict[str, Any] = {"source": SOURCE, "event": payload.hook_event_name, **extra}
         if cut:
             context["truncated_bytes"] = cut
         conversation = ConversationMemory(payload.session_id, redis=self.conn)
         message = {"role": role, "content": content, "context": context, "timestamp": at}
-        await conversation.append_unique(message, message_id)
+        return await conversation.append_unique(message, message_id)
 
     def _workflow(self, session: str) -> StatefulMemory:
         return StatefulMemory(session, transitions=WORKFLOW, initial=INITIAL, redis=self.conn)
