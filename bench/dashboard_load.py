@@ -271,7 +271,12 @@ async def amain(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--rates", nargs="*", default=["2000", "10000", "20000", "30000", "max"])
+    parser.add_argument(
+        "--rates",
+        nargs="*",
+        default=["sim:500", "2000", "10000", "20000", "30000", "max"],
+        help="events/s, 'max', or sim:R for `memdash simulate` at R operations/s",
+    )
     parser.add_argument("--writers", type=int, default=2, help="writer processes flat out")
     parser.add_argument("--no-open", action="store_true", help="skip the 1,000,000 messages")
     asyncio.run(amain(parser.parse_args()))
