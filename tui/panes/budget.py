@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from rich.text import Text
 from textual.app import App, ComposeResult, RenderResult
@@ -285,114 +285,157 @@ class Row(Static):
             self.update(text, layout=layout)
 
 
-# -- the pane -----------------------------------------------------------------------------------
+# -- the panes' shared frame ------------------------------------------------------------------
 
 
-class BudgetPane(Pane, Vertical):
-    """Used/limit gauge, what is left, burn rate and time to exhaustion, tokens per minute, the
-    input/output/cache breakdown (when reported), requests and rejections."""
+class FiguresPane(Pane, Vertical):
+    """A pane of figures about one component of the selected session (#budget, #cache).
+
+    Shared here: the parts kept by id (updated in place, no DOM query per show), the empty state
+    (the ``.data`` parts hidden, the ``.empty`` row saying why), a memoised :meth:`show` that
+    redraws only when the subclass's key changes, and a redraw on theme or width changes.
+    Subclasses give :attr:`TITLE`, :attr:`ABSENT`, :meth:`parts` (one with class ``empty``),
+    :meth:`data_of`, :meth:`key_of` and :meth:`draw`.
+    """
 
     DEFAULT_CSS = """
-    BudgetPane > Static {
+    FiguresPane > Static {
         text-wrap: nowrap;
         text-overflow: ellipsis;
     }
-    BudgetPane > .row {
+    FiguresPane > .row {
         height: 1;
     }
-    BudgetPane > #budget-breakdown {
-        height: auto;
-        max-height: 2;
-    }
-    BudgetPane > #budget-empty {
+    FiguresPane > .empty {
         display: none;
         color: $text-muted;
     }
-    BudgetPane.-empty > .data {
+    FiguresPane.-empty > .data {
         display: none;
     }
-    BudgetPane.-empty > #budget-empty {
+    FiguresPane.-empty > .empty {
         display: block;
     }
     """
+    TITLE = ""
+    ABSENT = ""  # the empty row when the selected session has none of this component
 
     def __init__(self, **kwargs: str | None) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        set_border_title(self, "budget")
+        set_border_title(self, self.TITLE)
         self._view: SessionView | None = None
         self._key: tuple[object, ...] | None = None
         self._now_ms = 0
         self._parts: dict[str | None, Widget] = {}
         self.renders = 0  # how many shows did work (the rest were unchanged)
 
+    def parts(self) -> Sequence[Widget]:
+        raise NotImplementedError
+
+    def data_of(self, view: SessionView) -> object | None:
+        raise NotImplementedError
+
+    def key_of(self, data: Any, now_ms: int) -> tuple[object, ...]:
+        """What the drawing depends on: an unchanged key skips the redraw."""
+        raise NotImplementedError
+
+    def draw(self, data: Any, now_ms: int) -> None:
+        raise NotImplementedError
+
     def compose(self) -> ComposeResult:
-        # kept by id: show() updates them in place without a DOM query each time
-        self._parts = {
-            part.id: part
-            for part in (
-                Gauge(id="budget-gauge", classes="data"),
-                Row(id="budget-used", classes="data row"),
-                Row(id="budget-burn", classes="data row"),
-                Spark(id="budget-spark", classes="data"),
-                Row(id="budget-axis", classes="data row"),
-                Row(id="budget-breakdown", classes="data"),
-                Row(id="budget-counts", classes="data row"),
-                Row(id="budget-model", classes="data row"),
-                Row(id="budget-empty", classes="row"),
-            )
-        }
+        self._parts = {part.id: part for part in self.parts()}
         yield from self._parts.values()
 
     def on_mount(self) -> None:
-        self.add_class("-empty")
-        self._row("budget-empty").set(Text("no session selected", style=MUTED), layout=True)
-        self.set_interval(TICK_SECONDS, self._tick, name="budget-tick")
+        self._say_empty("no session selected")
         self.watch(self.app, "theme", self._redraw, init=False)
+
+    def on_resize(self) -> None:
+        self._redraw()  # what fits (sparkline samples, axis labels) depends on the width
 
     def _redraw(self) -> None:
         self._key = None
         if self._view is not None:
             self.show(self._view, self._now_ms)
 
-    def on_resize(self) -> None:
-        self._redraw()  # the sparkline window depends on the width
+    def show(self, view: SessionView | None, now_ms: int) -> None:
+        self._view, self._now_ms = view, now_ms
+        data = self.data_of(view) if view is not None else None
+        key = (view is None,) if data is None else self.key_of(data, now_ms)
+        if key == self._key:
+            return
+        self._key = key
+        self.renders += 1
+        if data is None:
+            self._say_empty("no session selected" if view is None else self.ABSENT)
+            return
+        self.remove_class("-empty")
+        self.draw(data, now_ms)
+
+    def _say_empty(self, message: str) -> None:
+        self.add_class("-empty")
+        [row] = [part for part in self._parts.values() if part.has_class("empty")]
+        cast(Row, row).set(Text(message, style=MUTED), layout=True)
+
+    def _row(self, name: str) -> Row:
+        return cast(Row, self._parts[name])
+
+
+# -- the pane -----------------------------------------------------------------------------------
+
+
+class BudgetPane(FiguresPane):
+    """Used/limit gauge, what is left, burn rate and time to exhaustion, tokens per minute, the
+    input/output/cache breakdown (when reported), requests and rejections."""
+
+    DEFAULT_CSS = """
+    BudgetPane > #budget-breakdown {
+        height: auto;
+        max-height: 2;
+    }
+    """
+    TITLE = "budget"
+    ABSENT = "no budget for this session"
+
+    def parts(self) -> Sequence[Widget]:
+        return (
+            Gauge(id="budget-gauge", classes="data"),
+            Row(id="budget-used", classes="data row"),
+            Row(id="budget-burn", classes="data row"),
+            Spark(id="budget-spark", classes="data"),
+            Row(id="budget-axis", classes="data row"),
+            Row(id="budget-breakdown", classes="data"),
+            Row(id="budget-counts", classes="data row"),
+            Row(id="budget-model", classes="data row"),
+            Row(id="budget-empty", classes="row empty"),
+        )
+
+    def on_mount(self) -> None:
+        # Textual calls FiguresPane.on_mount too (handlers run for each class in the MRO)
+        self.set_interval(TICK_SECONDS, self._tick, name="budget-tick")
 
     def _tick(self) -> None:
         now_ms = getattr(self.app, "now_ms", None)
         if self._view is not None and callable(now_ms):
             self.show(self._view, now_ms())
 
-    def show(self, view: SessionView | None, now_ms: int) -> None:
-        self._view, self._now_ms = view, now_ms
-        budget = view.budget if view is not None else None
-        minute = now_ms // 60000
-        if budget is None:
-            key: tuple[object, ...] = (view is None,)
-        else:
-            key = (
-                id(budget),
-                budget.used,
-                budget.limit,
-                budget.rejected,
-                budget.requests,
-                budget.model,
-                *budget.totals.values(),
-                len(budget.minutes),
-                minute,
-            )
-        if key == self._key:
-            return
-        self._key = key
-        self.renders += 1
-        if budget is None:
-            self.add_class("-empty")
-            message = "no session selected" if view is None else "no budget for this session"
-            self._row("budget-empty").set(Text(message, style=MUTED), layout=True)
-            return
-        self.remove_class("-empty")
-        self._show_budget(budget, now_ms)
+    def data_of(self, view: SessionView) -> BudgetView | None:
+        return view.budget
 
-    def _show_budget(self, budget: BudgetView, now_ms: int) -> None:
+    def key_of(self, budget: BudgetView, now_ms: int) -> tuple[object, ...]:
+        return (
+            id(budget),
+            budget.used,
+            budget.limit,
+            budget.rejected,
+            budget.requests,
+            budget.model,
+            *budget.totals.values(),
+            len(budget.minutes),
+            now_ms // 60000,
+        )
+
+    def draw(self, budget: BudgetView, now_ms: int) -> None:
         colours = palette(self.app)
         bad = f"bold {colours.bad}"
         limit = budget.limit if budget.limit is not None and budget.limit > 0 else None
@@ -457,9 +500,6 @@ class BudgetPane(Pane, Vertical):
         model.display = budget.model is not None
         if budget.model is not None:
             model.set(line(("model ", MUTED), literal(budget.model)))
-
-    def _row(self, name: str) -> Row:
-        return cast(Row, self._parts[name])
 
     @staticmethod
     def _axis(width: int, window: int, peak: int) -> Text:

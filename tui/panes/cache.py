@@ -3,19 +3,18 @@ it is (size / max size, evictions), and the hit ratio of each recent flush as a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.widget import Widget
 
 from store import SessionView
 from store.cache import CacheView
 
-from .base import Pane, set_border_title
 from .budget import (
     MUTED,
+    FiguresPane,
     Gauge,
     Row,
     Spark,
@@ -48,93 +47,38 @@ def span_text(ms: int) -> str:
     return f"{round(hours)} h" if hours < 48 else f"{round(hours / 24):,} d"
 
 
-class CachePane(Pane, Vertical):
+class CachePane(FiguresPane):
     """Hit ratio gauge, hits/misses, size/max size and evictions, and a hit-ratio sparkline."""
 
     DEFAULT_CSS = """
-    CachePane > Static {
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    CachePane > .row {
-        height: 1;
-    }
     CachePane > Spark {
         height: 1fr;
         max-height: 4;
     }
-    CachePane > #cache-empty {
-        display: none;
-        color: $text-muted;
-    }
-    CachePane.-empty > .data {
-        display: none;
-    }
-    CachePane.-empty > #cache-empty {
-        display: block;
-    }
     """
+    TITLE = "cache"
+    ABSENT = "no cache stats yet"
 
-    def __init__(self, **kwargs: str | None) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        set_border_title(self, "cache")
-        self._view: SessionView | None = None
-        self._key: tuple[object, ...] | None = None
-        self._now_ms = 0
-        self._parts: dict[str | None, Widget] = {}
-        self.renders = 0  # how many shows did work (the rest were unchanged)
+    def parts(self) -> Sequence[Widget]:
+        return (
+            Gauge(id="cache-gauge", classes="data"),
+            Row(id="cache-lookups", classes="data row"),
+            Row(id="cache-size", classes="data row"),
+            Row(id="cache-writes", classes="data row"),
+            Spark(id="cache-spark", classes="data", stretch=False),
+            Row(id="cache-axis", classes="data row"),
+            Row(id="cache-empty", classes="row empty"),
+        )
 
-    def compose(self) -> ComposeResult:
-        # kept by id: show() updates them in place without a DOM query each time
-        self._parts = {
-            part.id: part
-            for part in (
-                Gauge(id="cache-gauge", classes="data"),
-                Row(id="cache-lookups", classes="data row"),
-                Row(id="cache-size", classes="data row"),
-                Row(id="cache-writes", classes="data row"),
-                Spark(id="cache-spark", classes="data", stretch=False),
-                Row(id="cache-axis", classes="data row"),
-                Row(id="cache-empty", classes="row"),
-            )
-        }
-        yield from self._parts.values()
+    def data_of(self, view: SessionView) -> CacheView | None:
+        return view.cache
 
-    def on_mount(self) -> None:
-        self.add_class("-empty")
-        self._row("cache-empty").set(Text("no session selected", style=MUTED), layout=True)
-        self.watch(self.app, "theme", self._redraw, init=False)
+    def key_of(self, cache: CacheView, now_ms: int) -> tuple[object, ...]:
+        # a flush replaces the CacheView and appends to its series (in place)
+        series = cache.series
+        return (id(cache), cache.stats, cache.updated, len(series), series[-1:])
 
-    def on_resize(self) -> None:
-        self._redraw()  # how many samples fit depends on the width
-
-    def _redraw(self) -> None:
-        self._key = None
-        if self._view is not None:
-            self.show(self._view, self._now_ms)
-
-    def show(self, view: SessionView | None, now_ms: int) -> None:
-        self._view, self._now_ms = view, now_ms
-        cache = view.cache if view is not None else None
-        if cache is None:
-            key: tuple[object, ...] = (view is None,)
-        else:
-            # a flush replaces the CacheView and appends to its series (in place)
-            series = cache.series
-            key = (id(cache), cache.stats, cache.updated, len(series), series[-1:])
-        if key == self._key:
-            return
-        self._key = key
-        self.renders += 1
-        if cache is None:
-            self.add_class("-empty")
-            message = "no session selected" if view is None else "no cache stats yet"
-            self._row("cache-empty").set(Text(message, style=MUTED), layout=True)
-            return
-        self.remove_class("-empty")
-        self._show_cache(cache)
-
-    def _show_cache(self, cache: CacheView) -> None:
+    def draw(self, cache: CacheView, now_ms: int) -> None:
         stats = cache.stats
         colours = palette(self.app)
         ratio = hit_ratio(stats.hits, stats.misses)
@@ -186,9 +130,6 @@ class CachePane(Pane, Vertical):
         ratios = cache.hit_ratios()[-width:] if width > 0 else []
         spark.set(ratios, top=1.0)
         self._row("cache-axis").set(self._axis(cache, len(ratios), width))
-
-    def _row(self, name: str) -> Row:
-        return cast(Row, self._parts[name])
 
     @staticmethod
     def _axis(cache: CacheView, shown: int, width: int) -> Text:
