@@ -10,11 +10,12 @@ from datetime import timedelta
 import pytest
 from rich.style import Style
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.widgets import Static
 
 from store import BudgetExceededError, SessionView, TokenBudgetTracker
 from store.budget import BudgetView
+from tests.panes import NOW, PaneHost
 from tui.app import MemdashApp
 from tui.panes.budget import (
     BudgetPane,
@@ -26,7 +27,6 @@ from tui.panes.budget import (
     rate_text,
 )
 
-NOW = 1_700_000_070_000  # half past a minute
 CUR = NOW // 60000
 SIZE = (64, 12)
 HOST_CSS = """
@@ -34,23 +34,10 @@ HOST_CSS = """
 """
 
 
-class Host(App[None]):
-    """Just the pane, styled as app.tcss styles it."""
-
+class Host(PaneHost):
+    PANE = BudgetPane
+    PANE_ID = "budget"
     CSS = HOST_CSS
-
-    def __init__(self, view: SessionView | None = None, now_ms: int = NOW) -> None:
-        super().__init__()
-        self.view, self.clock_ms = view, now_ms
-
-    def compose(self) -> ComposeResult:
-        yield BudgetPane(id="budget")
-
-    def on_mount(self) -> None:
-        self.query_one(BudgetPane).show(self.view, self.clock_ms)
-
-    def now_ms(self) -> int:
-        return self.clock_ms
 
 
 def budget(used: int = 0, limit: int | None = 100_000, **fields: object) -> SessionView:

@@ -6,36 +6,26 @@ from __future__ import annotations
 import asyncio
 import time
 
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.widgets import Static
 
 from store import CacheSample, CacheStats, MemoryCache, SessionView
 from store.cache import CacheView
+from tests.panes import NOW, PaneHost
 from tui.app import MemdashApp
 from tui.panes.budget import Gauge, Spark, palette
 from tui.panes.cache import CachePane, hit_ratio, span_text
 
-NOW = 1_700_000_070_000
 SIZE = (64, 12)
 HOST_CSS = """
 #cache { border: round $primary; padding: 0 1; height: 12; width: 1fr; }
 """
 
 
-class Host(App[None]):
-    """Just the pane, styled as app.tcss styles it."""
-
+class Host(PaneHost):
+    PANE = CachePane
+    PANE_ID = "cache"
     CSS = HOST_CSS
-
-    def __init__(self, view: SessionView | None = None, now_ms: int = NOW) -> None:
-        super().__init__()
-        self.view, self.clock_ms = view, now_ms
-
-    def compose(self) -> ComposeResult:
-        yield CachePane(id="cache")
-
-    def on_mount(self) -> None:
-        self.query_one(CachePane).show(self.view, self.clock_ms)
 
 
 def samples(*totals: tuple[int, int], step_ms: int = 250) -> list[CacheSample]:
