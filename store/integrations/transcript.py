@@ -213,14 +213,14 @@ async def record_transcript(
     source = os.fspath(path)
     result = TranscriptResult(offset=offset)
     contexts: dict[str, dict[str, Any]] = {}
-    # Reading from where an earlier read stopped short of a response: that response's first
-    # line is stored already, but its usage was left for now.
-    recorder = _Recorder(conn, result, resuming=offset > 0)
     with open(source, "rb") as file:
         if offset < 0 or os.fstat(file.fileno()).st_size < offset:
             offset = 0
         file.seek(offset)
         result.offset = offset
+        # Reading from where an earlier read stopped short of a response: that response's first
+        # line is stored already, but its usage was left for now.
+        recorder = _Recorder(conn, result, resuming=offset > 0)
         for batch in _batches(file, result, session_id, complete):
             for entry in batch:
                 _remember_context(contexts, entry, source)
