@@ -10,16 +10,20 @@ if TYPE_CHECKING:
     from .cache import CacheSample, CacheSnapshot, CacheStats, MemoryCache
     from .codec import MAX_VALUE_BYTES
     from .connection import Connection, connect
+    from .control import ControlView, SessionControl, Waiting
     from .conversation import ConversationMemory, ConversationMessage, ConversationSpan, TrimMarker
     from .events import ChangeEvent, MalformedEvent, parse_event
     from .feed import Change, Feed, SessionView
     from .keys import MemoryKey
     from .memory import MemoryEntry, MemoryStore, SessionMemory, VersionConflictError
+    from .notes import Note, Notes
+    from .steering import Decision, Steering
     from .sync import DistributedMemory
     from .workflow import (
         DefinitionMismatchError,
         InvalidTransitionError,
         StatefulMemory,
+        ToolPolicy,
         Transition,
         WorkflowStatus,
     )
@@ -35,6 +39,14 @@ _HOME = {
     "MemoryCache": "cache",
     "MAX_VALUE_BYTES": "codec",
     "Connection": "connection",
+    "ControlView": "control",
+    "SessionControl": "control",
+    "Waiting": "control",
+    "Note": "notes",
+    "Notes": "notes",
+    "Decision": "steering",
+    "Steering": "steering",
+    "ToolPolicy": "workflow",
     "connect": "connection",
     "ConversationMemory": "conversation",
     "ConversationMessage": "conversation",
@@ -84,9 +96,11 @@ __all__ = [
     "Change",
     "ChangeEvent",
     "Connection",
+    "ControlView",
     "ConversationMemory",
     "ConversationMessage",
     "ConversationSpan",
+    "Decision",
     "DefinitionMismatchError",
     "DistributedMemory",
     "Feed",
@@ -96,13 +110,19 @@ __all__ = [
     "MemoryEntry",
     "MemoryKey",
     "MemoryStore",
+    "Note",
+    "Notes",
+    "SessionControl",
     "SessionMemory",
     "SessionView",
     "StatefulMemory",
+    "Steering",
     "TokenBudgetTracker",
+    "ToolPolicy",
     "Transition",
     "TrimMarker",
     "VersionConflictError",
+    "Waiting",
     "WorkflowStatus",
     "connect",
     "parse_event",

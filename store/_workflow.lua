@@ -1,7 +1,11 @@
 -- Shared by the workflow_*.lua scripts (store/scripts.py puts it after _event.lua).
 -- ARGV[3] is a move packed in one argument: digest (16 chars) .. target .. '\0' .. target as
 -- JSON .. '\0' .. actor as JSON (names hold no control characters and JSON escapes them, so
--- '\0' separates). '<prefix>wf' is derived from KEYS[1] = '<prefix>meta' (same hash tag).
+-- '\0' separates). The workflow's hash is KEYS[3] when given (a named workflow,
+-- '<prefix>wf.<name>', whose events are '<name>.*'), else '<prefix>wf' derived from
+-- KEYS[1] = '<prefix>meta' (same hash tag), whose events are 'workflow.*'.
+local WF = KEYS[3] or (string.sub(KEYS[1], 1, -5) .. 'wf')
+local WFKIND = KEYS[3] and string.match(KEYS[3], 'wf%.([%w_]+)$') or 'workflow'
 
 -- The move, once the stored definition's digest matches the caller's:
 -- wf key, the stored hash's `field`, target, target as JSON, actor as JSON;
@@ -10,7 +14,7 @@ local function unpack_move(field)
   local move = ARGV[3]
   local a = string.find(move, '\0', 17, true)
   local b = string.find(move, '\0', a + 1, true)
-  local wf = string.sub(KEYS[1], 1, -5) .. 'wf'
+  local wf = WF
   local stored = redis.call('HMGET', wf, 'digest', field)
   if stored[1] ~= string.sub(move, 1, 16) then
     return nil, redis.error_reply(stored[1] and ('REDEFINED ' .. stored[1]) or 'UNDEFINED')

@@ -37,6 +37,8 @@ WINDOW_MINUTES = 60
 COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 """Breakdown fields that are token counts; each has a running total in the budget hash."""
 BREAKDOWN = (*COUNTS, "model")
+CONTEXT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+"""What a request sent the model: together, how full its context window was."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, as keys.check_part refuses
 _EXCEEDED = re.compile(r"Token exceeded: (-?\d+) > (-?\d+)")
@@ -102,6 +104,15 @@ class BudgetStatus:
     """Server time of the read."""
     limit_stored: bool
     """False: nothing was recorded yet and ``limit`` is this tracker's own."""
+    binding: bool = False
+    """The limit binds the agent: once spent, its hooks refuse tools and prompts."""
+    context_tokens: int | None = None
+    """How full the context window was at the latest request (input + cache tokens)."""
+
+    @property
+    def spent(self) -> bool:
+        """A binding limit is used up: the agent is held until it is raised or reset."""
+        return self.binding and self.used >= self.limit
 
     @property
     def remaining(self) -> int:
@@ -253,9 +264,13 @@ class TokenBudgetTracker:
         timestamp: datetime | None = None,
         *,
         enforce_limit: bool = True,
+        sidechain: bool = False,
         **breakdown: Any,
     ) -> BudgetDebit:
         """Record a request's usage; like :meth:`track_request`, but says when it happened.
+
+        ``sidechain=True``: a subagent's request (counted the same, but its input and cache
+        tokens do not say how full the session's own context window is).
 
         By default the limit is enforced (atomically), so a subclass that checks
         :meth:`get_remaining_budget` first and then records cannot overspend in a race either.
@@ -268,7 +283,7 @@ class TokenBudgetTracker:
         if type(enforce_limit) is not bool:
             raise ValueError(f"enforce_limit must be a bool, not {type(enforce_limit).__name__}")
         at = None if timestamp is None else _epoch_ms(timestamp)
-        return await self._debit(request_id, tokens, at, enforce_limit, breakdown)
+        return await self._debit(request_id, tokens, at, enforce_limit, breakdown, sidechain)
 
     async def _debit(
         self,
@@ -277,12 +292,15 @@ class TokenBudgetTracker:
         at: int | None,
         enforce_limit: bool,
         breakdown: Mapping[str, Any],
+        sidechain: bool = False,
     ) -> BudgetDebit:
         check_request_id(request_id)
         _check_count("tokens", tokens)
         args: list[object] = [request_id, tokens, self.default_limit]
         if not enforce_limit:
             args += ("record", 1)
+        if sidechain:
+            args += ("sidechain", 1)
         if at is not None:
             args += ("at", at)
         if breakdown:
@@ -299,9 +317,20 @@ class TokenBudgetTracker:
             raise
         return BudgetDebit(used, limit, not counted)
 
-    async def set_limit(self, limit: int) -> None:
-        """Replace the stored limit (an operator's decision; wins over every tracker's)."""
-        await self.redis.run("budget_set_limit", self._keys, (), (check_limit(limit),))
+    async def set_limit(self, limit: int | None, *, binding: bool | None = None) -> None:
+        """Replace the stored limit (an operator's decision; wins over every tracker's).
+
+        ``binding=True`` makes it bind the agent (its hooks refuse tools and prompts once it is
+        spent), ``False`` lifts that, None keeps what is stored. ``limit=None`` keeps the stored
+        limit (to bind or lift only); LookupError when there is none yet.
+        """
+        if binding is not None and type(binding) is not bool:
+            raise ValueError(f"binding must be a bool or None, not {type(binding).__name__}")
+        value = "" if limit is None else check_limit(limit)
+        flag = "" if binding is None else ("1" if binding else "0")
+        seq = await self.redis.run("budget_set_limit", self._keys, (), (value, flag))
+        if not seq:
+            raise LookupError(f"session {self.session_id!r} has no budget limit to keep")
 
     async def reset(self) -> None:
         """Start over: zero usage, rejections, breakdown totals and buckets; keep the limit.
@@ -342,6 +371,8 @@ class TokenBudgetTracker:
             per_minute=_series(buckets, now_minute, WINDOW_MINUTES),
             as_of=as_of,
             limit_stored="limit" in budget,
+            binding=budget.get("binding") == "1",
+            context_tokens=int(budget["context"]) if "context" in budget else None,
         )
 
     def __repr__(self) -> str:
@@ -362,10 +393,18 @@ class BudgetView:
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     model: str | None = None
     minutes: dict[int, int] = field(default_factory=dict)  # epoch minute -> tokens
+    binding: bool = False
+    context_tokens: int | None = None  # how full the context window was at the latest request
+    context_at: int = 0  # when that request was made (ms)
 
     @property
     def remaining(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.used, 0)
+
+    @property
+    def spent(self) -> bool:
+        """A binding limit is used up: the agent is held."""
+        return self.binding and self.limit is not None and self.used >= self.limit
 
     def burn_rate(self, now_ms: int, minutes: int = 5) -> float:
         """Tokens per minute over the ``minutes`` minutes up to ``now_ms`` (server time)."""
@@ -405,6 +444,9 @@ class BudgetSection:
             totals={name: int(budget.get(name, 0)) for name in COUNTS},
             model=budget.get("model"),
             minutes={int(m): int(t) for m, t in buckets.items()},
+            binding=budget.get("binding") == "1",
+            context_tokens=int(budget["context"]) if "context" in budget else None,
+            context_at=int(budget.get("context_at", 0)),
         )
 
     def apply(self, view: Any, event: Any) -> bool:
@@ -420,17 +462,34 @@ class BudgetSection:
                     budget.totals[name] += int(payload.get(name, 0))
                 budget.model = payload.get("model", budget.model)
                 self._bucket(budget, event.ts, payload.get("at"), int(payload["tokens"]))
+                self._context(budget, event.ts, payload)
             elif kind == "budget.rejected":
                 budget.rejected, budget.limit = int(payload["rejected"]), int(payload["limit"])
             elif kind == "budget.limit":
                 budget.limit = int(payload["limit"])
+                budget.binding = payload.get("binding") is True
             elif kind == "budget.reset":
-                view.budget = BudgetView(limit=int(payload["limit"]))
+                view.budget = BudgetView(
+                    limit=int(payload["limit"]), binding=payload.get("binding") is True
+                )
             else:
                 return False
         except (KeyError, TypeError, ValueError):
             return False
         return True
+
+    @staticmethod
+    def _context(budget: BudgetView, now_ms: int, payload: Mapping[str, Any]) -> None:
+        """The same context-window bookkeeping as budget_debit.lua."""
+        if payload.get("sidechain") is True:
+            return
+        parts = [payload.get(name) for name in CONTEXT_FIELDS]
+        if all(part is None for part in parts):
+            return
+        when = int(payload.get("at", now_ms))
+        if when >= budget.context_at:
+            budget.context_tokens = sum(int(part or 0) for part in parts)
+            budget.context_at = when
 
     @staticmethod
     def _bucket(budget: BudgetView, now_ms: int, at: int | None, tokens: int) -> None:

@@ -4,7 +4,11 @@
 -- from KEYS[1] = '<prefix>meta' (same hash tag), which keeps the call short.
 -- ARGV[3] request id, ARGV[4] tokens, ARGV[5] the caller's limit (stored if none is yet),
 -- ARGV[6..] optional name/value pairs: 'record' '1' (do not enforce the limit), 'at' <ms> (when
--- the usage happened), and breakdown fields ('input_tokens' <n>, … , 'model' <name>).
+-- the usage happened), 'sidechain' '1' (a subagent's request: it does not say how full the
+-- session's own context window is), and breakdown fields ('input_tokens' <n>, … , 'model').
+-- A request with input/cache breakdown (not a sidechain's) also stores 'context' (input + cache
+-- creation + cache read tokens: how full the context window was) and 'context_at' (its ms),
+-- unless a later request's is stored already.
 -- Returns {1, used, limit} (debited) or {0, used, limit} (a request id seen in the last 24 h:
 -- nothing changes, no event); over the limit: error 'EXCEEDED <remaining> <limit>', after
 -- counting the rejection and announcing it (budget.rejected).
@@ -17,7 +21,7 @@ if not redis.call('SET', seen, tokens, 'NX', 'EX', 86400) then
   return {0, tonumber(b[1] or '0'), tonumber(b[2] or ARGV[5])}
 end
 
-local enforce, at, extra, b = true, nil, nil, nil
+local enforce, at, extra, b, sidechain, window = true, nil, nil, nil, false, nil
 if #ARGV == 5 then  -- the common call: no options, no breakdown
   b = redis.call('HMGET', budget, 'used', 'limit', 'requests')
 else
@@ -29,7 +33,13 @@ else
       enforce = false
     elseif name == 'at' then
       at = tonumber(ARGV[i + 1])
+    elseif name == 'sidechain' then
+      sidechain = true
     else
+      if name == 'input_tokens' or name == 'cache_creation_input_tokens' or
+          name == 'cache_read_input_tokens' then
+        window = (window or 0) + tonumber(ARGV[i + 1])
+      end
       extra[#extra + 1] = i
       if name ~= 'model' then
         fields[#fields + 1] = name
@@ -88,6 +98,14 @@ else
   end
   redis.call('HSET', budget, unpack(set))
 end
+if window and not sidechain then
+  local when = at or now
+  local last = tonumber(redis.call('HGET', budget, 'context_at') or '0')
+  if when >= last then
+    redis.call('HSET', budget, 'context', string.format('%d', window), 'context_at',
+      string.format('%d', when))
+  end
+end
 
 if n > 0 then  -- tokens per minute, for burn rate; the last 60 minutes only
   local minute = math.floor(now / 60000)
@@ -111,6 +129,9 @@ end
 
 if at then
   payload = payload .. ',"at":' .. string.format('%d', at)
+end
+if sidechain then
+  payload = payload .. ',"sidechain":true'
 end
 if not enforce then
   payload = payload .. ',"enforce_limit":false'

@@ -30,10 +30,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .budget import BudgetSection, BudgetView
 from .cache import CacheSection, CacheView
 from .connection import Connection, resolve
+from .control import ControlSection, ControlView
 from .conversation import ConversationSection, ConversationView
 from .events import ChangeEvent, MalformedEvent, parse_event
 from .keys import SessionKeys
 from .memory import MemorySection, MemoryView
+from .notes import NotesSection, NotesView
 from .workflow import WorkflowSection, WorkflowView
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ class SessionView:
     conversation: ConversationView | None = None
     cache: CacheView | None = None
     workflow: WorkflowView | None = None
+    task: WorkflowView | None = None  # the task workflow an operator steps (store.steering)
+    notes: NotesView | None = None
+    control: ControlView | None = None
 
     @property
     def context(self) -> Any:
@@ -108,6 +113,9 @@ def _sections() -> list[Section]:
         ConversationSection(),
         CacheSection(),
         WorkflowSection(),
+        WorkflowSection("task"),
+        NotesSection(),
+        ControlSection(),
     ]
 
 

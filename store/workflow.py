@@ -42,14 +42,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from functools import partial
 from typing import Any, NamedTuple, Self
 
 import pydantic_core
 import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from redis.exceptions import ResponseError
 
 from . import codec
@@ -192,6 +195,86 @@ def _check_reason(reason: object) -> str:
     return reason
 
 
+MAX_POLICY_PATTERNS = 64
+RESERVED_NAMES = frozenset(
+    {"workflow", "memory", "budget", "conversation", "cache", "notes", "control", "resync"}
+)
+"""Names a named workflow cannot take: its events are ``<name>.*``, and these kinds are taken."""
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def check_workflow_name(name: object) -> str | None:
+    """None (the session's workflow) or a short lowercase name (a second one, e.g. ``task``)."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in RESERVED_NAMES:
+        raise ValueError(
+            f"workflow name {name!r} must be 1-32 of a-z, 0-9, '_' (starting with a letter) and "
+            f"not one of {', '.join(sorted(RESERVED_NAMES))}"
+        )
+    return name
+
+
+def workflow_key(name: str | None) -> str:
+    """The component key of a session's workflow hash: ``wf``, or ``wf.<name>``."""
+    return "wf" if name is None else f"wf.{name}"
+
+
+class ToolPolicy(BaseModel):
+    """Which tools an agent may not use while the workflow is in a state, and why.
+
+    ``deny`` holds tool-name patterns (shell-style, case-sensitive: ``Edit``, ``mcp__*``,
+    ``*`` for every tool); ``reason`` is what the agent and the operator read when a call is
+    refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deny: tuple[str, ...] = Field(min_length=1, max_length=MAX_POLICY_PATTERNS)
+    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
+
+    @field_validator("deny")
+    @classmethod
+    def _patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            _check_state("tool pattern", pattern)
+        return patterns
+
+    def denies(self, tool: str) -> bool:
+        return any(fnmatchcase(tool, pattern) for pattern in self.deny)
+
+    def refusal(self, state: str, tool: str) -> str:
+        """What the agent reads when ``tool`` is refused in ``state``."""
+        why = self.reason or f"{tool} is not allowed in this state"
+        return f"workflow state {state!r} denies {tool}: {why}"
+
+
+def check_policies(
+    policies: Mapping[str, Any] | None, graph: Mapping[str, Any]
+) -> dict[str, ToolPolicy]:
+    """Validated ``state -> ToolPolicy``; every state named must be a state of ``graph``."""
+    if policies is None:
+        return {}
+    if not isinstance(policies, Mapping):
+        raise TypeError(
+            f"policies must be a mapping of state -> policy, not {type(policies).__name__}"
+        )
+    checked: dict[str, ToolPolicy] = {}
+    for state, policy in policies.items():
+        if state not in graph:
+            raise ValueError(f"policies[{state!r}]: {state!r} is not a state of transitions")
+        try:
+            checked[state] = (
+                policy if isinstance(policy, ToolPolicy) else ToolPolicy.model_validate(policy)
+            )
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'policy'}: {err['msg']}" for err in e.errors()
+            )
+            raise ValueError(f"policies[{state!r}]: {problems}") from None
+    return checked
+
+
 def _encode_data(data: Any) -> str:
     return "null" if data is None else codec.encode(data, limit=MAX_DATA_BYTES)
 
@@ -234,28 +317,43 @@ class StatefulMemory:
         *,
         transitions: Mapping[str, Iterable[str]],
         initial: str,
+        policies: Mapping[str, Any] | None = None,
+        name: str | None = None,
         redis: Connection | aioredis.Redis | str | None = None,
         namespace: str | None = None,
     ) -> None:
         self.session_id = _check_state("session_id", session_id)
         graph, self.initial = _normalise(transitions, initial)
         self.transitions: dict[str, tuple[str, ...]] = graph
+        self.policies: dict[str, ToolPolicy] = check_policies(policies, graph)
+        self.name = check_workflow_name(name)
         self.current_state: str = self.initial
         self.redis: Connection = resolve(redis, namespace)
         self._session = self.redis.session(session_id)
-        self._key = self._session.key("wf")
-        self._history_key = self._session.key("wf:history")
+        self._key = self._session.key(workflow_key(self.name))
+        self._history_key = self._key + ":history"
+        # A named workflow's scripts get its hash as KEYS[3] (see _workflow.lua).
+        self._keys: tuple[str, ...] = () if self.name is None else (self._key,)
         self._targets = {state: frozenset(targets) for state, targets in graph.items()}
-        self._definition_json = json.dumps({"transitions": graph, "initial": self.initial})
+        definition: dict[str, Any] = {"transitions": graph, "initial": self.initial}
+        if self.policies:
+            definition["policies"] = {
+                state: policy.model_dump(exclude_none=True)
+                for state, policy in self.policies.items()
+            }
+        self._definition_json = json.dumps(definition)
         if len(self._definition_json) > codec.MAX_VALUE_BYTES:
             raise ValueError(
                 f"the definition is {len(self._definition_json)} bytes as JSON; "
                 f"the limit is {codec.MAX_VALUE_BYTES}"
             )
-        canonical = json.dumps(
-            {"initial": self.initial, "transitions": {s: sorted(t) for s, t in graph.items()}},
-            sort_keys=True,
-        )
+        canonical_definition: dict[str, Any] = {
+            "initial": self.initial,
+            "transitions": {s: sorted(t) for s, t in graph.items()},
+        }
+        if self.policies:  # a definition without policies keeps the digest it always had
+            canonical_definition["policies"] = definition["policies"]
+        canonical = json.dumps(canonical_definition, sort_keys=True)
         self._digest = hashlib.sha1(canonical.encode()).hexdigest()[:16]
         self._members = [*graph, *(f"{a}\0{b}" for a, targets in graph.items() for b in targets)]
         self._moves: dict[tuple[str, str], str] = {}
@@ -265,6 +363,7 @@ class StatefulMemory:
         cls,
         session_id: str,
         *,
+        name: str | None = None,
         redis: Connection | aioredis.Redis | str | None = None,
         namespace: str | None = None,
     ) -> Self:
@@ -272,14 +371,18 @@ class StatefulMemory:
         which does not know the definition. LookupError when the session has none."""
         conn = resolve(redis, namespace)
         check_part("session_id", session_id)
-        stored = await conn.client.hget(conn.session(session_id).key("wf"), "def")
+        key = conn.session(session_id).key(workflow_key(check_workflow_name(name)))
+        stored = await conn.client.hget(key, "def")
         if stored is None:
-            raise LookupError(f"session {session_id!r} has no workflow stored")
+            what = "workflow" if name is None else f"{name} workflow"
+            raise LookupError(f"session {session_id!r} has no {what} stored")
         definition = json.loads(stored)
         machine = cls(
             session_id,
             transitions=definition["transitions"],
             initial=definition["initial"],
+            policies=definition.get("policies"),
+            name=name,
             redis=conn,
         )
         await machine.load()
@@ -324,7 +427,7 @@ class StatefulMemory:
         """Run a move; stores the definition first if the session has none yet."""
         for _ in range(2):
             try:
-                return await self.redis.run(script, self._session, (), args)
+                return await self.redis.run(script, self._session, self._keys, args)
             except ResponseError as e:
                 message = str(e)
                 if message == "UNDEFINED":
@@ -346,7 +449,7 @@ class StatefulMemory:
         changed, state = await self.redis.run(
             "workflow_define",
             self._session,
-            (),
+            self._keys,
             (self._digest, self._definition_json, self.initial, json.dumps(actor), *self._members),
         )
         return bool(changed), state
@@ -504,20 +607,34 @@ class WorkflowView:
     # Seen on the event stream only (rejections are not stored, so a re-read forgets them):
     rejected: int = field(default=0, compare=False)
     last_rejected: dict[str, Any] | None = field(default=None, compare=False)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """state -> tool policy as stored (``{"deny": [patterns], "reason": …}``)."""
 
     @property
     def next_states(self) -> list[str]:
         return self.transitions.get(self.state, [])
 
+    @property
+    def policy(self) -> dict[str, Any] | None:
+        """The current state's tool policy, if it has one."""
+        return self.policies.get(self.state)
+
 
 class WorkflowSection:
-    """Feed section (see ``store.feed.Section``): a session's :class:`WorkflowView`."""
+    """Feed section (see ``store.feed.Section``): a session's :class:`WorkflowView`.
 
-    name = "workflow"
-    kinds = ("workflow.",)
+    ``WorkflowSection()`` follows the session's workflow (events ``workflow.*``, view
+    ``SessionView.workflow``); ``WorkflowSection("task")`` a named one (``task.*``,
+    ``SessionView.task``)."""
+
+    def __init__(self, workflow: str | None = None) -> None:
+        self.workflow = check_workflow_name(workflow)
+        self.name = workflow or "workflow"
+        self.kinds = (f"{self.name}.",)
+        self._component = workflow_key(self.workflow)
 
     def queue_reads(self, pipe: Any, keys: SessionKeys) -> int:
-        name = keys.key("wf")
+        name = keys.key(self._component)
         pipe.hmget(name, "state", "data", "since", "def")
         pipe.lrange(name + ":history", 0, RECENT_TRANSITIONS - 1)
         return 2
@@ -534,46 +651,54 @@ class WorkflowSection:
             definition["transitions"],
             definition["initial"],
             decode_history(items),
+            policies=definition.get("policies") or {},
         )
 
     def apply(self, view: Any, event: Any) -> bool:
         """Follow moves; a payload without what the view needs (large data, a big or reset
         definition) or anything malformed asks for a re-read."""
-        payload, kind = event.payload, event.kind
-        workflow: WorkflowView | None = view.workflow
+        payload, kind = event.payload, event.kind.removeprefix(self.kinds[0])
+        workflow: WorkflowView | None = getattr(view, self.name)
         try:
-            if kind == "workflow.define":
+            if kind == "define":
                 definition = payload.get("definition")
                 if definition is None or "reset" in payload:
                     return False
+                policies = definition.get("policies") or {}
                 if workflow is None:
-                    view.workflow = WorkflowView(
-                        payload["state"],
-                        None,
-                        event.ts,
-                        definition["transitions"],
-                        definition["initial"],
+                    setattr(
+                        view,
+                        self.name,
+                        WorkflowView(
+                            payload["state"],
+                            None,
+                            event.ts,
+                            definition["transitions"],
+                            definition["initial"],
+                            policies=policies,
+                        ),
                     )
                 else:
                     workflow.transitions = definition["transitions"]
                     workflow.initial = definition["initial"]
+                    workflow.policies = policies
                 return True
             if workflow is None:
                 return False
-            if kind == "workflow.rejected":
+            if kind == "rejected":
                 workflow.rejected += 1
                 workflow.last_rejected = {**payload, "ts": event.ts}
                 return True
             to = payload["to"]
             if type(to) is not str or to not in workflow.transitions:
                 return False
-            if kind == "workflow.state":
+            if kind == "state":
                 if "data" not in payload:
                     return False
                 workflow.state, workflow.since = to, event.ts
                 workflow.data = codec.untag(payload["data"])
                 return True
-            if kind != "workflow.transition":
+            if kind != "transition":
                 return False
             forced = payload["forced"] is True
             if not forced and "data" not in payload:

@@ -3,7 +3,7 @@
 -- ARGV[3] digest, ARGV[4] definition JSON {"transitions":…,"initial":…}, ARGV[5] initial state,
 -- ARGV[6] actor as JSON, ARGV[7..] members of the graph set: state names and 'from\0to' moves.
 -- Returns {changed (0/1), stored state}. Same digest: nothing written, no event.
-local wf = string.sub(KEYS[1], 1, -5) .. 'wf'
+local wf = WF
 local graph = wf .. ':graph'
 local stored = redis.call('HMGET', wf, 'digest', 'state')
 if stored[1] == ARGV[3] then
@@ -39,5 +39,5 @@ payload = payload .. ',"state":' .. cjson.encode(state)
 if #ARGV[4] <= 2048 then
   payload = payload .. ',"definition":' .. ARGV[4]
 end
-publish('workflow.define', seq, now, payload .. '}')
+publish(WFKIND .. '.define', seq, now, payload .. '}')
 return {1, state}

@@ -13,6 +13,6 @@ redis.call('HSET', wf, 'state', to, 'data', 'null', 'since', ms, 'seq', seq)
 local entry = '[' .. fromj .. ',' .. toj .. ',' .. actorj .. ',true,' .. ARGV[4] .. ',null,' ..
   seq .. ',' .. ms .. ']'
 push_history(wf, entry)
-publish('workflow.transition', seq, now, '{"from":' .. fromj .. ',"to":' .. toj .. ',"actor":' ..
+publish(WFKIND .. '.transition', seq, now, '{"from":' .. fromj .. ',"to":' .. toj .. ',"actor":' ..
   actorj .. ',"forced":true,"reason":' .. ARGV[4] .. '}')
 return seq

@@ -17,5 +17,5 @@ local payload = '{"from":' .. fromj .. ',"to":' .. toj .. ',"actor":' .. actorj 
 if #data <= 2048 then
   payload = payload .. ',"data":' .. data
 end
-publish('workflow.transition', seq, now, payload .. '}')
+publish(WFKIND .. '.transition', seq, now, payload .. '}')
 return seq

@@ -10,7 +10,7 @@ end
 local payload = '{"from":' .. cjson.encode(from) .. ',"to":' .. toj .. ',"actor":' .. actorj
 if from ~= ARGV[4] then
   local seq, now = begin()
-  publish('workflow.rejected', seq, now, payload .. ',"expected":' .. cjson.encode(ARGV[4]) .. '}')
+  publish(WFKIND .. '.rejected', seq, now, payload .. ',"expected":' .. cjson.encode(ARGV[4]) .. '}')
   return redis.error_reply('STALE ' .. from)
 end
 local data = ARGV[5]
@@ -20,5 +20,5 @@ redis.call('HSET', wf, 'state', to, 'data', data,
 if #data <= 2048 then
   payload = payload .. ',"data":' .. data
 end
-publish('workflow.state', seq, now, payload .. '}')
+publish(WFKIND .. '.state', seq, now, payload .. '}')
 return seq

@@ -13,7 +13,7 @@ local payload = '{"from":' .. fromj .. ',"to":' .. toj .. ',"actor":' .. actorj
 if redis.call('SISMEMBER', wf .. ':graph', from .. '\0' .. to) == 0 then
   -- the attempt is an event (for the dashboard), not a write
   local seq, now = begin()
-  publish('workflow.rejected', seq, now, payload .. '}')
+  publish(WFKIND .. '.rejected', seq, now, payload .. '}')
   return redis.error_reply('INVALID ' .. from)
 end
 local seq, now = begin()
@@ -26,5 +26,5 @@ payload = payload .. ',"forced":false'
 if #data <= 2048 then  -- small data rides in the event
   payload = payload .. ',"data":' .. data
 end
-publish('workflow.transition', seq, now, payload .. '}')
+publish(WFKIND .. '.transition', seq, now, payload .. '}')
 return seq

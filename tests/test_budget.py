@@ -174,7 +174,12 @@ async def test_the_first_writer_stores_the_limit_and_set_limit_overrides_it(conn
     async with capture_events(conn) as log:
         await second.set_limit(2000)
     assert log.kinds() == ["budget.limit"]
-    assert log.events[0].payload == {"limit": 2000, "previous": 1000, "used": 100}
+    assert log.events[0].payload == {
+        "limit": 2000,
+        "previous": 1000,
+        "used": 100,
+        "binding": False,
+    }
     assert await first.get_remaining_budget() == 1900
     assert (await first.status()).limit == 2000
 
@@ -185,8 +190,8 @@ async def test_set_limit_on_a_fresh_budget_and_below_usage(conn):
         await budget.set_limit(300)
         await budget.track_request("r1", 300)
         await budget.set_limit(100)  # below what is used: nothing more fits
-    assert log.events[0].payload == {"limit": 300, "previous": None, "used": 0}
-    assert log.events[2].payload == {"limit": 100, "previous": 300, "used": 300}
+    assert log.events[0].payload == {"limit": 300, "previous": None, "used": 0, "binding": False}
+    assert log.events[2].payload == {"limit": 100, "previous": 300, "used": 300, "binding": False}
     assert await budget.get_remaining_budget() == 0
     with pytest.raises(BudgetExceededError, match=r"^Token exceeded: 1 > 0$"):
         await budget.track_request("r2", 1)
@@ -201,7 +206,7 @@ async def test_reset_zeroes_usage_but_keeps_the_limit_and_the_seen_request_ids(c
     async with capture_events(conn) as log:
         await budget.reset()
     assert log.kinds() == ["budget.reset"]
-    assert log.events[0].payload == {"limit": 800, "previous_used": 500}
+    assert log.events[0].payload == {"limit": 800, "previous_used": 500, "binding": False}
     status = await budget.status()
     assert (status.used, status.limit, status.rejected, status.requests) == (0, 800, 0, 0)
     assert (status.input_tokens, status.output_tokens, status.model) == (0, 0, None)
