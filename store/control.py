@@ -8,7 +8,10 @@
   tool clears it (``control.waiting``, ``waiting`` null). A dashboard sorts such sessions first.
 
 Layout: ``<prefix>control``, a HASH: ``paused`` ("1"), ``paused_at`` (ms), ``paused_by`` and
-``pause_reason`` (JSON strings), ``waiting`` (JSON ``{"ts","kind","message"[,"tool"]}``).
+``pause_reason`` (JSON strings), ``waiting`` (JSON ``{"ts","kind","message"[,"tool"]}``);
+``<prefix>control:log``, a LIST of pauses and resumes ``{"ts","paused","actor","reason",
+"after"}`` (oldest first, the last :data:`LOG_ENTRIES`; ``after`` is the conversation's newest
+message number then, so the history shows it in place).
 One script per operation: ``control_pause.lua``, ``control_waiting.lua``.
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +30,7 @@ from .keys import SessionKeys, check_part
 MAX_WAITING_CHARS = 1000
 """Most of a notification's message kept (the rest is cut with an ellipsis)."""
 PAUSED_REASON = "paused by the operator"
+LOG_ENTRIES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,27 @@ class Waiting:
     tool: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PauseEntry:
+    """A pause or a resume, for the history."""
+
+    ts: int
+    paused: bool
+    actor: str
+    reason: str | None
+    after: int  # the conversation's newest message number then (-1: none)
+
+
+def parse_entry(data: dict[str, Any]) -> PauseEntry:
+    return PauseEntry(
+        int(data["ts"]),
+        data["paused"] is True,
+        str(data["actor"]),
+        data.get("reason"),
+        int(data["after"]),
+    )
+
+
 @dataclass(slots=True)
 class ControlView:
     """The control part of a session's feed view."""
@@ -49,6 +74,7 @@ class ControlView:
     paused_by: str | None = None
     pause_reason: str | None = None
     waiting: Waiting | None = None
+    log: list[PauseEntry] = field(default_factory=list)  # oldest first
 
 
 def parse_waiting(raw: str | None) -> Waiting | None:
@@ -74,6 +100,8 @@ class SessionControl:
         self.redis: Connection = resolve(redis, namespace)
         self._session = self.redis.session(session_id)
         self._key = self._session.key("control")
+        self._log = self._key + ":log"
+        self._conversation_n = self._session.key("conversation") + ":n"
 
     async def pause(self, *, actor: str = "operator", reason: str | None = None) -> bool:
         """Hold the agent; False when it was paused already (nothing written)."""
@@ -90,7 +118,7 @@ class SessionControl:
         changed = await self.redis.run(
             "control_pause",
             self._session,
-            (self._key,),
+            (self._key, self._log, self._conversation_n),
             ("1" if pause else "0", json.dumps(actor), json.dumps(reason)),
         )
         return bool(changed)
@@ -113,11 +141,15 @@ class SessionControl:
         return bool(await self.redis.run("control_waiting", self._session, (self._key,), ("",)))
 
     async def status(self) -> ControlView:
-        return build_control(await self.redis.client.hgetall(self._key)) or ControlView()
+        async with self.redis.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self._key)
+            pipe.lrange(self._log, 0, -1)
+            raw, log = await pipe.execute()
+        return build_control(raw, log) or ControlView()
 
 
-def build_control(raw: dict[str, str]) -> ControlView | None:
-    if not raw:
+def build_control(raw: dict[str, str], log: Sequence[str] = ()) -> ControlView | None:
+    if not raw and not log:
         return None
     return ControlView(
         paused=raw.get("paused") == "1",
@@ -125,6 +157,7 @@ def build_control(raw: dict[str, str]) -> ControlView | None:
         paused_by=json.loads(raw["paused_by"]) if "paused_by" in raw else None,
         pause_reason=json.loads(raw["pause_reason"]) if "pause_reason" in raw else None,
         waiting=parse_waiting(raw.get("waiting")),
+        log=[parse_entry(json.loads(entry)) for entry in log],
     )
 
 
@@ -136,10 +169,11 @@ class ControlSection:
 
     def queue_reads(self, pipe: Any, keys: SessionKeys) -> int:
         pipe.hgetall(keys.key("control"))
-        return 1
+        pipe.lrange(keys.key("control") + ":log", 0, -1)
+        return 2
 
     def build(self, results: Sequence[Any]) -> ControlView | None:
-        return build_control(results[0])
+        return build_control(results[0], results[1])
 
     def apply(self, view: Any, event: Any) -> bool:
         payload = event.payload
@@ -149,6 +183,8 @@ class ControlSection:
         try:
             if event.kind == "control.pause":
                 control.paused = payload["paused"] is True
+                control.log.append(parse_entry(payload))
+                del control.log[:-LOG_ENTRIES]
                 if control.paused:
                     control.paused_at = event.ts
                     control.paused_by = payload.get("actor")
