@@ -64,6 +64,7 @@ from store.connection import Connection, mask_url
 from store.conversation import ConversationMemory
 from store.keys import check_part
 from store.memory import MemoryStore, SessionMemory, VersionConflictError
+from store.steering import Decision, Steering
 from store.workflow import DefinitionMismatchError, InvalidTransitionError, StatefulMemory
 
 from .transcript import fit, valid_text
@@ -96,6 +97,12 @@ _EVENT_STATE = {
     "Stop": "idle",
     "SessionEnd": "ended",
 }
+
+
+STEERED_EVENTS = frozenset(
+    {"SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure"}
+)
+"""Events whose answer can steer the agent (carry notes, refuse a tool or a prompt)."""
 
 
 class MalformedHook(ValueError):
@@ -353,6 +360,29 @@ class HookRecorder:
         except Exception as e:
             log(f"payload not recorded: {type(e).__name__}: {e}", component="record")
             return Outcome("failed", f"{type(e).__name__}: {e}")
+
+    async def decide(self, raw: bytes | str | dict[str, Any] | HookPayload) -> Decision:
+        """What the hook should answer Claude Code (notes to carry, a tool or prompt refused),
+        from one store script (:class:`store.steering.Steering`); notes it carries are marked
+        delivered. Raises :class:`MalformedHook` or store errors: the caller answers ``{}``
+        then (fail-open) and, if it cannot pass the answer on, calls :meth:`release`."""
+        payload = raw if isinstance(raw, HookPayload) else parse_payload(raw)
+        event = payload.hook_event_name
+        if event not in STEERED_EVENTS:
+            return Decision(event)
+        tool = getattr(payload, "tool_name", None)
+        subagent = (payload.model_extra or {}).get("agent_id") is not None
+        # A subagent's hooks answer the subagent: notes are for the main agent, and are kept.
+        deliver: Literal["always", "unless_held", ""] | None = "" if subagent else None
+        return await Steering(payload.session_id, self.conn).check(
+            event, tool=tool, deliver=deliver
+        )
+
+    async def release(self, payload: HookPayload, decision: Decision) -> None:
+        """The answer carrying ``decision`` never reached Claude Code: its notes are pending
+        again (the next hook that can carry them does)."""
+        if decision.notes:
+            await Steering(payload.session_id, self.conn).release(decision)
 
     async def _restart_embedded(self) -> None:
         import asyncio
