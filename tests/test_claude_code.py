@@ -78,7 +78,8 @@ def test_payloads_are_validated_with_clear_errors():
     # Fields Claude Code adds later are kept, unknown events are plain HookPayloads.
     payload = parse_payload({**plain("pre_tool_use"), "permission_mode": "plan", "new_field": 1})
     assert payload.model_extra == {"permission_mode": "plan", "new_field": 1}
-    assert type(parse_payload(plain("notification"))) is HookPayload
+    future = {**plain("notification"), "hook_event_name": "SomethingNew"}
+    assert type(parse_payload(future)) is HookPayload
     # Every event install-hooks registers has its own payload model.
     assert all(MODELS[event] is not HookPayload for event in EVENTS)
 
@@ -181,11 +182,14 @@ async def test_missed_hooks_are_forced_with_a_reason_never_refused(conn, recorde
 
 async def test_a_resumed_session_goes_from_ended_to_idle(conn, recorder):
     await recorder.record(plain("session_start"))
+    started = (await SessionMemory(conn).load_user_context("cc-plain"))["started_at"]
     await recorder.record(plain("session_end"))
     await recorder.record({**plain("session_start"), "source": "resume"})
     assert (await transitions(conn, "cc-plain"))[-1] == ("ended", "idle", False, None)
     context = await SessionMemory(conn).load_user_context("cc-plain")
-    assert context["source"] == "resume"
+    # The session's start is kept (its first source and time); the resume is the last source.
+    assert (context["source"], context["last_source"]) == ("startup", "resume")
+    assert context["started_at"] == started
 
 
 async def test_without_a_transcript_messages_come_from_the_payload_once(conn, recorder):
@@ -230,9 +234,20 @@ def test_hook_messages_are_cut_by_the_transcript_rule():
     assert fit("a\udc80b", 100) == ("a?b", 0, 3)  # lone surrogates replaced, not refused
 
 
-async def test_precompact_trims_to_a_note_with_a_compact_marker_once(conn, recorder):
-    for name in ("user_prompt_submit", "pre_tool_use", "pre_compact", "pre_compact"):
-        await recorder.record(plain(name))  # the compaction delivered twice
+async def test_a_compaction_that_fails_trims_nothing(conn, recorder):
+    for name in ("user_prompt_submit", "pre_tool_use", "pre_compact"):
+        await recorder.record(plain(name))  # PreCompact, and no PostCompact: it failed
+    conversation = ConversationMemory("cc-plain", redis=conn)
+    assert [m["role"] for m in await conversation.load()] == ["user", "tool"]
+    assert await conversation.trims() == []
+
+
+async def test_postcompact_trims_to_a_note_with_a_compact_marker_once(conn, recorder):
+    post = {**plain("pre_compact"), "hook_event_name": "PostCompact", "compact_summary": ""}
+    for payload in map(plain, ("user_prompt_submit", "pre_tool_use", "pre_compact")):
+        await recorder.record(payload)
+    await recorder.record(post)
+    await recorder.record(post)  # the compaction delivered twice
     conversation = ConversationMemory("cc-plain", redis=conn)
     [note] = await conversation.load()
     assert (note["role"], note["content"]) == ("system", "context compacted (trigger=auto)")
@@ -254,7 +269,7 @@ async def test_session_start_merges_into_an_edited_context(conn, recorder):
 
 
 async def test_unknown_events_are_ignored_and_write_nothing(conn, recorder):
-    outcome = await recorder.record(plain("notification"))
+    outcome = await recorder.record({**plain("notification"), "hook_event_name": "SomethingNew"})
     assert outcome.kind == "ignored"
     assert await conn.client.keys("*") == []
 

@@ -53,6 +53,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +61,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from store.budget import TokenBudgetTracker
 from store.connection import Connection, mask_url
+from store.control import SessionControl
 from store.conversation import ConversationMemory
 from store.keys import check_part
 from store.memory import MemoryStore, SessionMemory, VersionConflictError
@@ -70,14 +73,17 @@ from store.workflow import DefinitionMismatchError, InvalidTransitionError, Stat
 from .transcript import fit, valid_text
 
 ACTOR = "claude-code"
+WORKFLOW_ENV = "MEMDASH_WORKFLOW"
+"""A project's task workflow file, when the hook command names none (settings' ``env``)."""
 SOURCE = "claude-code-hook"
 """``context.source`` of every message a hook records."""
 
 WORKFLOW: dict[str, list[str]] = {
     "idle": ["prompting", "ended"],
-    "prompting": ["tool", "responding", "idle", "ended"],
-    "tool": ["tool", "responding", "ended"],
-    "responding": ["tool", "idle", "ended"],
+    "prompting": ["tool", "responding", "idle", "failed", "ended"],
+    "tool": ["tool", "responding", "failed", "ended"],
+    "responding": ["tool", "idle", "failed", "ended"],
+    "failed": ["prompting", "idle", "ended"],
     "ended": ["idle"],
 }
 INITIAL = "idle"
@@ -95,8 +101,15 @@ _EVENT_STATE = {
     "PostToolUse": "responding",
     "PostToolUseFailure": "responding",
     "Stop": "idle",
+    "StopFailure": "failed",
     "SessionEnd": "ended",
 }
+
+WAITING_NOTIFICATIONS = frozenset({"permission_prompt", "idle_prompt", "elicitation_dialog"})
+"""Notification types that mean the agent waits for a person (others, e.g. ``auth_success``,
+do not); a Notification without a type counts as waiting (older clients send none)."""
+MAX_SUMMARY_CHARS = 4000
+"""Most of a compaction's summary kept in the conversation's compaction note."""
 
 
 STEERED_EVENTS = frozenset(
@@ -152,9 +165,41 @@ class Stop(HookPayload):
     stop_hook_active: bool | None = None
 
 
+class StopFailure(HookPayload):
+    """The turn ended with an API error (in ``-p`` mode it may arrive after SessionEnd)."""
+
+    error: Any = None
+
+
 class PreCompact(HookPayload):
     trigger: str | None = None
     custom_instructions: str | None = None
+
+
+class PostCompact(HookPayload):
+    """The compaction succeeded (PreCompact fires before one that may still fail)."""
+
+    trigger: str | None = None
+    compact_summary: str | None = None
+
+
+class SubagentStart(HookPayload):
+    agent_id: str
+    agent_type: str | None = None
+
+
+class SubagentStop(SubagentStart):
+    agent_transcript_path: str | None = None
+
+
+class Notification(HookPayload):
+    message: str = ""
+    notification_type: str | None = None
+
+
+class PermissionRequest(HookPayload):
+    tool_name: str
+    tool_input: Any = None
 
 
 class SessionEnd(HookPayload):
@@ -168,7 +213,13 @@ MODELS: dict[str, type[HookPayload]] = {
     "PostToolUse": PostToolUse,
     "PostToolUseFailure": PostToolUseFailure,
     "Stop": Stop,
+    "StopFailure": StopFailure,
     "PreCompact": PreCompact,
+    "PostCompact": PostCompact,
+    "SubagentStart": SubagentStart,
+    "SubagentStop": SubagentStop,
+    "Notification": Notification,
+    "PermissionRequest": PermissionRequest,
     "SessionEnd": SessionEnd,
 }
 
@@ -295,6 +346,7 @@ class HookRecorder:
         self.offsets = offsets
         self._ensure_embedded = ensure_embedded
         self._memory = MemoryStore(conn)
+        self._facts: dict[tuple[str, str], str] = {}  # (session, field) -> last value written
 
     @classmethod
     def open(cls, url: str | None, namespace: str) -> HookRecorder:
@@ -337,7 +389,11 @@ class HookRecorder:
         await self.conn.aclose()
 
     async def apply(
-        self, raw: bytes | str | dict[str, Any], *, received_at: float | None = None
+        self,
+        raw: bytes | str | dict[str, Any],
+        *,
+        received_at: float | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Outcome:
         """:meth:`record`, but never raises: failures are logged to ``hook.log`` and counted."""
         from redis.exceptions import ConnectionError as RedisConnectionError
@@ -346,7 +402,7 @@ class HookRecorder:
         from .hook_relay import log
 
         try:
-            return await self.record(raw, received_at=received_at)
+            return await self.record(raw, received_at=received_at, options=options)
         except MalformedHook as e:
             log(f"malformed payload ignored: {e}", component="record")
             return Outcome("malformed", str(e))
@@ -368,6 +424,9 @@ class HookRecorder:
         then (fail-open) and, if it cannot pass the answer on, calls :meth:`release`."""
         payload = raw if isinstance(raw, HookPayload) else parse_payload(raw)
         event = payload.hook_event_name
+        if isinstance(payload, Notification | PermissionRequest):
+            await self._waiting(payload)  # here, in arrival order with the checks that clear it
+            return Decision(event)
         if event not in STEERED_EVENTS:
             return Decision(event)
         tool = getattr(payload, "tool_name", None)
@@ -377,6 +436,25 @@ class HookRecorder:
         return await Steering(payload.session_id, self.conn).check(
             event, tool=tool, deliver=deliver
         )
+
+    async def _waiting(self, payload: Notification | PermissionRequest) -> None:
+        """The agent waits for a person: a permission prompt, an idle prompt (the next prompt
+        or tool hook clears it, in :meth:`decide`)."""
+        if _agent_id(payload) is not None and isinstance(payload, Notification):
+            return
+        control = SessionControl(payload.session_id, self.conn)
+        if isinstance(payload, PermissionRequest):
+            preview = valid_text(_as_text(payload.tool_input)[:PREVIEW_CHARS])
+            await control.set_waiting(
+                "permission_request",
+                f"asks to use {payload.tool_name[:PREVIEW_CHARS]}: {preview}",
+                payload.tool_name,
+            )
+        elif (
+            payload.notification_type is None or payload.notification_type in WAITING_NOTIFICATIONS
+        ):
+            kind = payload.notification_type or "notification"
+            await control.set_waiting(kind, valid_text(payload.message) or kind)
 
     async def release(self, payload: HookPayload, decision: Decision) -> None:
         """The answer carrying ``decision`` never reached Claude Code: its notes are pending
@@ -393,27 +471,119 @@ class HookRecorder:
             await asyncio.to_thread(embedded.ensure_running)
 
     async def record(
-        self, raw: bytes | str | dict[str, Any], *, received_at: float | None = None
+        self,
+        raw: bytes | str | dict[str, Any],
+        *,
+        received_at: float | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        """Record one payload; raises :class:`MalformedHook` (nothing written) or store errors."""
+        """Record one payload; raises :class:`MalformedHook` (nothing written) or store errors.
+
+        ``options`` are the hook command's (``budget``: a binding token limit for a new
+        session; ``workflow``: a file defining the session's task workflow), read at
+        SessionStart."""
         payload = parse_payload(raw)
         at = datetime.fromtimestamp(received_at, UTC) if received_at else datetime.now(UTC)
         event = payload.hook_event_name
         if type(payload) is HookPayload:
             return Outcome("ignored", f"{event} {payload.session_id}")
+        subagent = _agent_id(payload)
         if isinstance(payload, SessionStart):
             await self._save_context(payload, at)
+            await self._session_options(payload, options or {})
+        else:
+            await self._follow_facts(payload)
         synced = await self._sync(payload)
-        if isinstance(payload, PreCompact):
+        if subagent is not None:
+            await self._sync_subagent(payload, subagent)
+        if isinstance(payload, PostCompact):
             await self._compacted(payload, at)
-        if synced is None and isinstance(payload, UserPromptSubmit | PreToolUse):
+        elif isinstance(payload, StopFailure):
+            await self._failed(payload, at)
+        if (
+            synced is None
+            and subagent is None
+            and isinstance(payload, UserPromptSubmit | PreToolUse)
+        ):
             await self._from_payload(payload, at)  # no transcript to take the messages from
         if isinstance(payload, SessionStart):
             await self._session_start(payload)
-        elif not isinstance(payload, PreCompact):
+        elif event in _EVENT_STATE and subagent is None:
+            # A subagent's hooks never move the parent's activity: it stays in its Task tool.
             await self._enter(payload, self._move_data(payload))
         detail = f"{event} {payload.session_id}"
         return Outcome("applied", detail if synced is None else f"{detail}: {synced}")
+
+    async def _session_options(self, payload: SessionStart, options: Mapping[str, Any]) -> None:
+        """A new session gets the install's binding budget and task workflow; a resumed one
+        keeps what it has (an operator may have lifted the binding or stepped the workflow)."""
+        budget = options.get("budget")
+        if type(budget) is int and budget > 0:
+            decided = await self.conn.client.hexists(
+                self.conn.session(payload.session_id).key("budget"), "binding"
+            )
+            if not decided:  # bound or lifted before: an operator's call, kept
+                tracker = TokenBudgetTracker(payload.session_id, budget, redis=self.conn)
+                await tracker.set_limit(budget, binding=True)
+        task = task_workflow(payload.session_id, self.conn, options.get("workflow"))
+        if await task.definition() is None:
+            await task.define(actor=ACTOR)
+
+    async def _follow_facts(self, payload: HookPayload) -> None:
+        """``permission_mode`` (and ``model``) come from the events that carry them: the
+        session's context follows when they change (one read per change, remembered here)."""
+        extra = payload.model_extra or {}
+        mode = extra.get("permission_mode")
+        if not isinstance(mode, str) or _agent_id(payload) is not None:
+            return
+        key = (payload.session_id, "permission_mode")
+        if self._facts.get(key) == mode:
+            return
+        await self._merge_context(payload.session_id, {"permission_mode": mode[:64]})
+        self._remember_fact(key, mode)
+
+    def _remember_fact(self, key: tuple[str, str], value: str) -> None:
+        if len(self._facts) >= 4096:
+            self._facts.clear()
+        self._facts[key] = value
+
+    async def _sync_subagent(self, payload: HookPayload, agent_id: str) -> None:
+        """A subagent's transcript, read live: its own file (``<session>/subagents/agent-<id>
+        .jsonl`` beside the session's, or SubagentStop's ``agent_transcript_path``). Its lines
+        are sidechain messages of the parent session, tagged with the subagent's id."""
+        from store.integrations.transcript import record_transcript
+
+        named = getattr(payload, "agent_transcript_path", None)
+        if named:
+            path = Path(os.path.expanduser(named))
+        elif payload.transcript_path and _safe_id(agent_id):
+            main = Path(os.path.expanduser(payload.transcript_path))
+            path = main.with_suffix("") / "subagents" / f"agent-{agent_id}.jsonl"
+        else:
+            return
+        offset = 0 if self.offsets is None else self.offsets.get(path)
+        try:
+            result = await record_transcript(
+                self.conn,
+                path,
+                offset=offset,
+                session_id=payload.session_id,
+                save_context=False,
+                complete=isinstance(payload, SubagentStop),
+            )
+        except OSError:
+            return  # not written yet (SubagentStart), or gone: the next hook reads it
+        if self.offsets is not None:
+            with contextlib.suppress(OSError):
+                self.offsets.set(path, result.offset)
+
+    async def _failed(self, payload: StopFailure, at: datetime) -> None:
+        """The turn ended with an API error: said in the conversation, as Claude Code says it."""
+        error = valid_text(_as_text(payload.error))[: PREVIEW_CHARS * 5] or "unknown error"
+        message_id = "hook:stopfailure:" + _digest(error, _size(payload.transcript_path))
+        await self._append(
+            payload, "system", f"turn ended with an error: {error}", {}, message_id, at
+        )
 
     @staticmethod
     def _move_data(payload: HookPayload) -> dict[str, Any]:
@@ -429,17 +599,25 @@ class HookRecorder:
                 data["input"] = valid_text(_as_text(payload.tool_input)[:PREVIEW_CHARS])
         elif isinstance(payload, SessionEnd) and payload.reason:
             data["reason"] = payload.reason[:PREVIEW_CHARS]
+        elif isinstance(payload, StopFailure) and payload.error is not None:
+            data["error"] = valid_text(_as_text(payload.error)[:PREVIEW_CHARS])
+        if isinstance(payload, PostToolUseFailure) and payload.error is not None:
+            data["error"] = valid_text(_as_text(payload.error)[:PREVIEW_CHARS])
         return data
 
-    async def _compacted(self, payload: PreCompact, at: datetime) -> None:
-        """The agent is about to replace its context with a summary: the stored conversation
-        follows, trimmed to a note saying so, with a trim marker (reason ``compact``) for what
-        went. The transcript on disk keeps every line; ``memdash import`` does not bring trimmed
-        messages back (their ids are kept)."""
+    async def _compacted(self, payload: PostCompact, at: datetime) -> None:
+        """The agent replaced its context with a summary (PostCompact fires only when the
+        compaction succeeded): the stored conversation follows, trimmed to a note saying so
+        (with the summary), with a trim marker (reason ``compact``) for what went. The
+        transcript on disk keeps every line; ``memdash import`` does not bring trimmed messages
+        back (their ids are kept)."""
         trigger = payload.trigger or "unknown"
         text = f"context compacted (trigger={trigger})"
-        if payload.custom_instructions:
-            text += f": {payload.custom_instructions}"
+        if payload.compact_summary:
+            summary = payload.compact_summary
+            if len(summary) > MAX_SUMMARY_CHARS:
+                summary = summary[: MAX_SUMMARY_CHARS - 1] + "…"
+            text += f": {summary}"
         message_id = "hook:compact:" + _digest(trigger, _size(payload.transcript_path))
         note = await self._append(payload, "system", text, {"trigger": trigger}, message_id, at)
         if note is not None:  # the same compaction delivered again trims nothing more
@@ -503,6 +681,8 @@ class HookRecorder:
                 await workflow.define(actor=ACTOR)
                 await workflow.transition(target, data, actor=ACTOR)
         except InvalidTransitionError as e:
+            if e.current == "ended" and target == "failed":
+                return  # -p mode: the API error arrives after SessionEnd; the session ended
             if e.current != target:
                 await workflow.force_state(target, _why(payload, e.current), actor=ACTOR)
 
@@ -529,7 +709,6 @@ class HookRecorder:
 
     async def _save_context(self, payload: SessionStart, at: datetime) -> None:
         """Merge the session's facts into its context: one compare-and-set write."""
-        key = SessionMemory.context_key(payload.session_id)
         facts = {
             "agent": ACTOR,
             "cwd": payload.cwd,
@@ -540,13 +719,31 @@ class HookRecorder:
             "started_at": at,
         }
         facts = {name: value for name, value in facts.items() if value is not None}
+        # Kept from the session's start: a resume or a compaction does not restart it.
+        first = {"started_at": facts.pop("started_at"), "source": facts.pop("source", None)}
+        if payload.source is not None:
+            facts["last_source"] = payload.source
+        await self._merge_context(payload.session_id, facts, first)
+        if isinstance(facts.get("permission_mode"), str):
+            self._remember_fact((payload.session_id, "permission_mode"), facts["permission_mode"])
+
+    async def _merge_context(
+        self, session: str, facts: Mapping[str, Any], first: Mapping[str, Any] | None = None
+    ) -> None:
+        """Merge ``facts`` (and ``first``, where the context has none yet) into the session's
+        context: compare-and-set, so a dashboard edit in between is not lost."""
+        key = SessionMemory.context_key(session)
         for _ in range(3):
             entry = await self._memory.get_entry(key)
             current = entry.value if entry is not None and isinstance(entry.value, dict) else {}
             version = 0 if entry is None else entry.version
             ttl = None if entry is None else entry.ttl
+            kept = {k: v for k, v in (first or {}).items() if v is not None and k not in current}
+            merged = {**current, **kept, **facts}
+            if entry is not None and merged == current:
+                return
             try:
-                await self._memory.set(key, {**current, **facts}, ttl, expected_version=version)
+                await self._memory.set(key, merged, ttl, expected_version=version)
                 return
             except VersionConflictError:
                 continue
@@ -586,6 +783,58 @@ class HookRecorder:
             f"transcript +{result.messages_added} messages, +{result.usage_added} usage, "
             f"{result.duplicates} duplicates, {result.malformed} malformed"
         )
+
+
+def _agent_id(payload: HookPayload) -> str | None:
+    """The subagent whose hook this is (None: the session's own agent)."""
+    agent = getattr(payload, "agent_id", None) or (payload.model_extra or {}).get("agent_id")
+    return agent if isinstance(agent, str) and agent else None
+
+
+def _safe_id(agent_id: str) -> bool:
+    """An id usable in a file name (no path separators, no '..')."""
+    return 0 < len(agent_id) <= 128 and "/" not in agent_id and ".." not in agent_id
+
+
+def load_workflow_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A project's task workflow: a JSON file ``{"transitions": {state: [next…]}, "initial":
+    state, "policies": {state: {"deny": [tool patterns], "reason": …}}}`` (validated when used;
+    ValueError says what is wrong)."""
+    try:
+        data = json.loads(Path(os.path.expanduser(path)).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read the workflow file {path}: {e}") from None
+    if not isinstance(data, dict) or "transitions" not in data or "initial" not in data:
+        raise ValueError(f"{path} must hold a JSON object with transitions and initial")
+    return data
+
+
+def task_workflow(
+    session: str, conn: Connection, workflow_file: str | None = None
+) -> StatefulMemory:
+    """The session's task workflow: the project's (``workflow_file``, or ``MEMDASH_WORKFLOW``)
+    or the default planning → coding → testing → review → done."""
+    from store.steering import TASK_INITIAL, TASK_POLICIES, TASK_TRANSITIONS, TASK_WORKFLOW
+
+    source = workflow_file or os.environ.get(WORKFLOW_ENV)
+    if source:
+        data = load_workflow_file(source)
+        return StatefulMemory(
+            session,
+            transitions=data["transitions"],
+            initial=data["initial"],
+            policies=data.get("policies"),
+            name=TASK_WORKFLOW,
+            redis=conn,
+        )
+    return StatefulMemory(
+        session,
+        transitions=TASK_TRANSITIONS,
+        initial=TASK_INITIAL,
+        policies=TASK_POLICIES,
+        name=TASK_WORKFLOW,
+        redis=conn,
+    )
 
 
 def _why(payload: HookPayload, found: str | None) -> str:

@@ -109,6 +109,9 @@ class TranscriptResult:
     """Messages whose content was cut to fit the store (each says so in its text)."""
     lines: int = 0
     """Complete lines read (blank ones included)."""
+    usage_unattributed: int = 0
+    """Lines that carry token usage but are no user/assistant entry memdash can record (no
+    ``type``/``uuid``): ccusage counts such usage; memdash reports how many it could not."""
 
 
 class _Usage(BaseModel):
@@ -146,8 +149,9 @@ class _Line(BaseModel):
     type: Literal["user", "assistant"]
     uuid: _Id
     parentUuid: str | None = None
-    isSidechain: bool = False
-    isMeta: bool = False
+    # Optional flags: real transcripts write `"isMeta": null`; null means not set.
+    isSidechain: bool | None = False
+    isMeta: bool | None = False
     sessionId: _Id | None = None
     requestId: _Id | None = None
     agentId: str | None = None
@@ -293,11 +297,15 @@ def _parse(raw: bytes, result: TranscriptResult, session_id: str | None) -> _Ent
         result.malformed += 1
         return None
     if data.get("type") not in ("user", "assistant"):
+        if _has_usage(data):
+            result.usage_unattributed += 1
         result.ignored += 1
         return None
     try:
         line = _Line.model_validate(data)
     except ValidationError:
+        if _has_usage(data):
+            result.usage_unattributed += 1
         result.malformed += 1
         return None
     session = session_id or line.sessionId
@@ -310,6 +318,11 @@ def _parse(raw: bytes, result: TranscriptResult, session_id: str | None) -> _Ent
     if line.type == "assistant" and message.usage is not None and message.model != SYNTHETIC_MODEL:
         request = f"{message.id or 'line-' + line.uuid}:{line.requestId or '-'}"
     return _Entry(line, session, request)
+
+
+def _has_usage(data: dict[str, Any]) -> bool:
+    message = data.get("message")
+    return isinstance(message, dict) and isinstance(message.get("usage"), dict)
 
 
 def _remember_context(contexts: dict[str, dict[str, Any]], entry: _Entry, source: str) -> None:
@@ -409,6 +422,7 @@ class _Recorder:
             cache_creation_input_tokens=creation,
             cache_read_input_tokens=read,
             model=model,
+            sidechain=bool(entry.line.isSidechain),
         )
         if not debit.duplicate:
             self.result.usage_added += 1

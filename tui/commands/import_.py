@@ -132,7 +132,14 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
 
 def _add(total: Any, result: Any) -> None:
     total.sessions |= result.sessions
-    for name in ("messages_added", "duplicates", "usage_added", "malformed", "ignored"):
+    for name in (
+        "messages_added",
+        "duplicates",
+        "usage_added",
+        "malformed",
+        "ignored",
+        "usage_unattributed",
+    ):
         setattr(total, name, getattr(total, name) + getattr(result, name))
     total.truncated += result.truncated
     total.lines += result.lines
@@ -153,6 +160,12 @@ def _summary(files: int, total: Any, unreadable: int = 0) -> str:
     ]
     if total.truncated:
         parts.append(f"{_plural(total.truncated, 'message')} cut to fit")
+    if total.usage_unattributed:
+        # ccusage counts these; memdash cannot tie them to a message, so it says so.
+        parts.append(
+            f"{_plural(total.usage_unattributed, 'line')} with token usage but no message "
+            "(not counted)"
+        )
     if unreadable:
         parts.append(f"{_plural(unreadable, 'file')} unreadable")
     return ", ".join(parts)
