@@ -7,16 +7,19 @@
 
 -- Deliver every pending note: mark them delivered (at `now`, by `by_json`, a JSON object body
 -- without braces, e.g. '"event":"PostToolUse","tool":"Bash"'), announce it, return
--- {first, last, note JSON…} (first > last: nothing was pending). `seq` is the event's seq.
+-- {first, last, delivery number, note JSON…} (first > last: nothing was pending). Each
+-- delivery gets the next number ('deliveries' in notes:state), so only the newest one can be
+-- released. `seq` is the event's seq.
 local function deliver_notes(notes, state, delivered, by_json, seq, now)
   local s = redis.call('HMGET', state, 'last', 'delivered')
   local last, done = tonumber(s[1] or '0'), tonumber(s[2] or '0')
   if last <= done then
-    return {done + 1, done}
+    return {done + 1, done, 0}
   end
+  local n = redis.call('HINCRBY', state, 'deliveries', 1)
   local ts = string.format('%d', now)
-  local info = '{"ts":' .. ts .. ',' .. by_json .. '}'
-  local out = {done + 1, last}
+  local info = '{"ts":' .. ts .. ',"n":' .. n .. ',' .. by_json .. '}'
+  local out = {done + 1, last, n}
   local marks = {}
   for id = done + 1, last do
     local raw = redis.call('HGET', notes, id)

@@ -14,8 +14,10 @@ Layout (all under the session's hash tag):
   the session context), ``after`` the number of the conversation's newest message when it was
   written (-1: none yet), so the history shows the note where it was written.
 - ``<prefix>notes:state``: HASH ``last`` (the newest id), ``delivered`` (every id up to it was
-  delivered: notes go out in order, all pending at once).
-- ``<prefix>notes:delivered``: HASH id -> ``{"ts","event","tool"}``: when and by which hook.
+  delivered: notes go out in order, all pending at once), ``deliveries`` (deliveries made: each
+  is numbered, so only the newest can be released).
+- ``<prefix>notes:delivered``: HASH id -> ``{"ts","n","event","tool"}``: when, in which
+  delivery and by which hook.
 
 At most :data:`KEEP_NOTES` notes are kept: each new one drops the oldest if it was delivered
 (pending notes are never dropped).
@@ -126,20 +128,22 @@ def parse_note(raw: str, delivered: str | None = None) -> Note:
 
 @dataclass(frozen=True, slots=True)
 class Handed:
-    """Notes one reader was handed (ids ``first..last``), to pass on or to release."""
+    """Notes one reader was handed (ids ``first..last``, delivery number ``number``), to pass
+    on or to release."""
 
     first: int
     last: int
     notes: tuple[Note, ...]
+    number: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.notes)
 
 
 def handed(reply: Sequence[Any]) -> Handed:
-    """A delivery script's reply ``[first, last, note JSON…]`` as :class:`Handed`."""
-    first, last, *raw = reply
-    return Handed(int(first), int(last), tuple(parse_note(r) for r in raw))
+    """A delivery script's reply ``[first, last, number, note JSON…]`` as :class:`Handed`."""
+    first, last, number, *raw = reply
+    return Handed(int(first), int(last), tuple(parse_note(r) for r in raw), int(number))
 
 
 def format_for_agent(notes: Sequence[Note]) -> str:
@@ -202,7 +206,10 @@ class Notes:
         if not delivery:
             return False
         released = await self.redis.run(
-            "notes_release", self._session, self._keys, (delivery.first, delivery.last)
+            "notes_release",
+            self._session,
+            self._keys,
+            (delivery.first, delivery.last, delivery.number),
         )
         return bool(released)
 

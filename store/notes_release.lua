@@ -1,10 +1,12 @@
 -- Notes.release: a delivery that never reached its reader (the hook's answer could not be sent)
 -- is undone, so the notes are delivered by the next reader instead. Only the newest delivery
 -- can be undone, and only while nothing was delivered after it.
--- KEYS[3] notes, KEYS[4] notes:state, KEYS[5] notes:delivered; ARGV[3] first, ARGV[4] last id.
+-- KEYS[3] notes, KEYS[4] notes:state, KEYS[5] notes:delivered; ARGV[3] first, ARGV[4] last id,
+-- ARGV[5] the delivery's number.
 -- Returns 1 if released, 0 if not (a later delivery happened; those notes stay delivered).
 local first, last = tonumber(ARGV[3]), tonumber(ARGV[4])
-if tonumber(redis.call('HGET', KEYS[4], 'delivered') or '0') ~= last then
+local s = redis.call('HMGET', KEYS[4], 'delivered', 'deliveries')
+if tonumber(s[1] or '0') ~= last or s[2] ~= ARGV[5] then
   return 0
 end
 local seq, now = begin()

@@ -7,8 +7,8 @@
 -- prompt carries nothing) or '' (no); ARGV[4] '1': the agent goes on, so it no longer waits for
 -- a person (clear 'waiting'); ARGV[5] who delivers, a JSON object body ('"event":…,"tool":…').
 -- Returns {used, limit ('' none), binding '1'/'0', paused '1'/'', pause reason JSON ('' none),
--- task state ('' none), task definition JSON ('' none), first, last, note JSON…}: the notes
--- handed over are ids first..last (first > last: none).
+-- task state ('' none), task definition JSON ('' none), first, last, delivery number,
+-- note JSON…}: the notes handed over are ids first..last (first > last: none).
 local b = redis.call('HMGET', KEYS[3], 'used', 'limit', 'binding')
 local c = redis.call('HMGET', KEYS[4], 'paused', 'pause_reason', 'waiting')
 local w = redis.call('HMGET', KEYS[5], 'state', 'def')
@@ -39,6 +39,7 @@ if handed then
   end
 else
   out[#out + 1] = 1
+  out[#out + 1] = 0
   out[#out + 1] = 0
 end
 return out

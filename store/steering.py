@@ -68,7 +68,7 @@ class Decision:
     """PreToolUse: refuse the tool call, with this reason (the model reads it)."""
     block: str | None = None
     """UserPromptSubmit: refuse the prompt, with this reason."""
-    notes: Handed = field(default_factory=lambda: Handed(1, 0, ()))
+    notes: Handed = field(default_factory=lambda: Handed(1, 0, (), 0))
     """Notes handed over (already marked delivered): pass them on, or release them."""
 
     @property

@@ -36,8 +36,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--session", metavar="ID", help="select this session at start")
     parser.set_defaults(func=_dashboard)
     commands = parser.add_subparsers(dest="command")
-    for name in [command] if command in COMMANDS else list(COMMANDS):
-        import_module(f".commands.{COMMANDS[name]}", __package__).register(commands)
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for module in dict.fromkeys(COMMANDS[name] for name in names):  # a module may register several
+        import_module(f".commands.{module}", __package__).register(commands)
     return parser
 
 

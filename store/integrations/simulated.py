@@ -3,10 +3,20 @@ agent's memory is written (through the public ``store`` API only, so every write
 atomic and announced).
 
 A :class:`SimulatedAgent` works on one canned task (``simulated_scenarios``) in one session: it
-moves a workflow planning → coding → testing → review → done (tests fail and reviews bounce now
-and then, and it sometimes tries a move the workflow refuses), talks (user, assistant and tool
-messages, capped so trims happen), spends tokens from a budget (one agent's runs out), reads
-files through a small LRU cache (hits, misses, evictions) and keeps its session context.
+moves the session's task workflow (``store.steering``'s default: planning → coding → testing →
+review → done; tests fail and reviews bounce now and then, and it sometimes tries a move the
+workflow refuses), talks (user, assistant and tool messages, capped so trims happen), spends
+tokens from a budget (one agent's runs out, another's binds), reads files through a small LRU
+cache (hits, misses, evictions) and keeps its session context.
+
+It is steered like a Claude Code session, through the same path: one
+:meth:`store.steering.Steering.check` where a hook would fire. Before each turn
+(``UserPromptSubmit``): a block (paused, or a spent binding budget) means the turn does not
+start; the agent waits and asks again every ``recheck`` seconds. Before each tool call
+(``PreToolUse``): a deny (a hold, or the task workflow's policy: review denies edits) means the
+tool does not run; the refusal goes into the conversation as the tool's result, and the agent
+wraps up its turn. After each tool call (``PostToolUse``) and with each prompt: operator notes
+handed over are acknowledged in the conversation ("Noted the operator's note: …"), once each.
 
 A :class:`Simulation` runs N agents at an overall target rate of store operations per second.
 It first writes each session a few minutes of history at once, so a dashboard looks alive from
@@ -17,6 +27,7 @@ pause, by a fresh one (new id). Same seed, same sessions and content (the timing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -36,22 +47,27 @@ from redis.exceptions import RedisError
 from ..budget import BudgetExceededError, TokenBudgetTracker
 from ..cache import MemoryCache
 from ..connection import Connection
+from ..control import PAUSED_REASON
 from ..conversation import ConversationMemory
 from ..keys import MemoryKey
 from ..memory import SessionMemory
+from ..notes import Note
+from ..steering import (
+    TASK_INITIAL,
+    TASK_POLICIES,
+    TASK_TRANSITIONS,
+    TASK_WORKFLOW,
+    Decision,
+    Steering,
+)
 from ..workflow import InvalidTransitionError, StatefulMemory
 from . import simulated_scenarios as text
 from .simulated_scenarios import SCENARIOS, Scenario
 
-FLOW: dict[str, list[str]] = {
-    "planning": ["coding"],
-    "coding": ["testing"],
-    "testing": ["review", "coding"],
-    "review": ["done", "coding"],
-    "done": [],
-}
-INITIAL = "planning"
-SKIPS = {"planning": "testing", "coding": "review", "testing": "done", "review": "testing"}
+FLOW: dict[str, list[str]] = TASK_TRANSITIONS  # the task workflow, as Claude Code sessions have
+INITIAL = TASK_INITIAL
+POLICIES = TASK_POLICIES  # review denies file edits
+SKIPS = {"planning": "testing", "coding": "done", "testing": "done", "review": "testing"}
 """The move an impatient agent tries from each state; FLOW allows none of them."""
 PHASE_TURNS = {"planning": (2, 3), "coding": (6, 14), "testing": (1, 3), "review": (1, 1)}
 MODELS = ("claude-sonnet-4-5", "claude-sonnet-4-5", "claude-opus-4-1")
@@ -68,15 +84,35 @@ TEST_FAILURE_CHANCES = (0.55, 0.4, 0.2, 0.0)  # by how many runs failed before
 STRUGGLING_FAILURE_CHANCES = (1.0, 1.0, 0.5, 0.0)  # a tight budget's agent: stuck in a fix loop
 REVIEW_BOUNCES = (0.4, 0.3, 0.0)  # chance a review sends the work back, by bounces before
 SKIP_CHANCE = 0.12  # of trying a refused move when leaving a state
+WRITE_CHANCE = 0.15  # of a coding turn rewriting a whole file rather than editing it
+REVIEW_EDIT_CHANCE = 0.5  # of reaching for an edit in review (the policy refuses it), once a stint
+RECHECK = 2.0  # seconds a held agent (paused, or its binding budget spent) waits between prompts
+NOTE_PREVIEW = 100  # characters of a note's first line an acknowledgement quotes
 COMPACT_KEEP = 12  # messages kept when a budget refusal makes the agent compact
 SMALLEST_REQUEST = 8_000  # below this many tokens left, the agent gives up
 MAX_REJECTIONS = 2
+BINDING_SLOT = 2  # the slot whose first agent has a binding budget (the last, with fewer)
 MAX_SESSIONS = 1000
 RESTART_DELAY = 8.0  # seconds before a finished session's slot starts a new one
 ERROR_PAUSE = 0.5  # seconds a slot waits after a store error
 MAX_LAG = 0.5  # seconds of backlog the pacer catches up on after a slow spell
 
 Outcome = Literal["done", "out of budget"]
+WRITTEN_KINDS = (
+    "message",
+    "trim",
+    "usage",
+    "budget rejection",
+    "workflow definition",
+    "transition",
+    "refused move",
+    "context",
+    "cache lookup",
+    "note read",
+    "tool denied",
+    "prompt blocked",
+)
+"""What ``written`` counts (a :class:`SimulationReport` has each, 0 when none happened)."""
 Op = Callable[[], Awaitable[None]]
 
 
@@ -110,9 +146,11 @@ class SimulatedAgent:
         *,
         scenario: Scenario,
         tight: bool = False,
+        binding: bool = False,
         eager: bool = False,
         max_messages: int = MAX_MESSAGES,
         cache_size: int = CACHE_SIZE,
+        recheck: float = RECHECK,
         written: Counter[str] | None = None,
     ) -> None:
         self.session_id = session_id
@@ -120,9 +158,13 @@ class SimulatedAgent:
         self.rng = rng
         self.eager = eager  # tries a refused move the first time it leaves a state
         self.tight = tight
+        # A binding budget holds the agent (its hooks refuse) once spent, instead of refusing
+        # requests: usage is recorded after the fact, as Claude Code's is, and may go past it.
+        self.binding = binding
+        self.recheck = recheck
         self.written: Counter[str] = written if written is not None else Counter()
         self.model = rng.choice(MODELS)
-        if tight:
+        if tight or binding:
             self.limit = rng.randint(*TIGHT_REQUESTS) * TYPICAL_REQUEST
         else:
             self.limit = rng.choice(GENEROUS_LIMITS)
@@ -130,14 +172,25 @@ class SimulatedAgent:
         self.budget = TokenBudgetTracker(session_id, self.limit, redis=conn)
         self.conversation = ConversationMemory(session_id, max_messages=max_messages, redis=conn)
         self.cache = MemoryCache(session_id, max_size=cache_size, redis=conn)
-        self.workflow = StatefulMemory(session_id, transitions=FLOW, initial=INITIAL, redis=conn)
+        self.workflow = StatefulMemory(
+            session_id,
+            transitions=FLOW,
+            initial=INITIAL,
+            policies=POLICIES,
+            name=TASK_WORKFLOW,
+            redis=conn,
+        )
+        self.steering = Steering(session_id, conn)
         self.state = INITIAL
         self.outcome: Outcome | None = None
+        self.held: str | None = None  # why the last prompt was blocked (None: not held)
+        self._due = 0.0  # monotonic time a held agent asks again
         self.appended = 0
         self._pending: deque[Op] = deque()
         self._turn = 0  # turns taken in the current state
         self._turns = rng.randint(*PHASE_TURNS[INITIAL])  # turns this state lasts
         self._requests = self._rejections = self._failures = self._bounces = 0
+        self._review_edit = False  # reached for an edit in this review stint already
         self._output = 0  # output tokens of the latest request, for the reply's message
         self._touched: list[str] = []
         self._last_tests: dict[str, Any] | None = None
@@ -158,12 +211,21 @@ class SimulatedAgent:
     def finished(self) -> bool:
         return self.outcome is not None
 
+    def hold_wait(self) -> float:
+        """Seconds until a held agent asks again (0: now, or not held)."""
+        if self.held is None:
+            return 0.0
+        return max(self._due - time.monotonic(), 0.0)
+
     async def step(self) -> None:
-        """One store operation (nothing once finished)."""
+        """One store operation (nothing once finished). A held agent first waits until it is
+        due to ask again (see ``recheck``): it never spins."""
         if self.finished:
             return
+        if self.held is not None and (wait := self.hold_wait()) > 0:
+            await asyncio.sleep(wait)
         if not self._pending:
-            self._plan_turn()
+            self._queue(self._prompt)  # a turn starts where a prompt would be submitted
         await self._pending.popleft()()
 
     async def seed(self, messages: int) -> int:
@@ -176,14 +238,14 @@ class SimulatedAgent:
             self.budget = TokenBudgetTracker(self.session_id, loose, redis=self.budget.redis)
         ops = 0
         try:
-            while self.appended < messages and not self.finished:
+            while self.appended < messages and not self.finished and self.held is None:
                 await self.step()
                 ops += 1
             await self.cache.flush_stats()  # the cache pane fills now, not in 250 ms
-            if self.tight and not self.finished:  # runs out soon, whatever the history used
-                used = (await self.budget.status()).used
+            if (self.tight or self.binding) and not self.finished:  # runs out soon, whatever
+                used = (await self.budget.status()).used  # the history used
                 self.limit = used + self.rng.randint(*TIGHT_AFTER_SEED) * TYPICAL_REQUEST
-                await self.budget.set_limit(self.limit)
+                await self.budget.set_limit(self.limit, binding=True if self.binding else None)
                 ops += 1
         finally:
             self._virtual = None
@@ -230,8 +292,10 @@ class SimulatedAgent:
         """An assistant message, after the request that produced it."""
         self._queue(self._request, partial(self._say, "assistant", self._fill(template, **extra)))
 
-    def _tool(self, tool: str, content: str) -> None:
-        self._queue(partial(self._say, "tool", content, tool=tool))
+    def _tool(self, tool: str, content: str, wrapup: str = "") -> None:
+        """A tool call: asked for (PreToolUse), run (its result), then PostToolUse. ``wrapup``:
+        what the agent says if the task workflow's policy refuses it."""
+        self._queue(partial(self._use_tool, tool, content, wrapup))
 
     def _user(self, content: str) -> None:
         self._queue(partial(self._say, "user", content))
@@ -240,6 +304,8 @@ class SimulatedAgent:
         rng, s = self.rng, self.scenario
         if self._turn == 1 and self._requests == 0:  # a new session: the dashboard draws its
             self._queue(self._define)  # workflow from the first second
+            if self.binding and self._virtual is None:  # (a seeded one binds after its history)
+                self._queue(self._bind)
         if self._turn == 1:
             self._user(self._fill(rng.choice(text.PLANNING_OPENERS)))
             self._queue(self._save_context)
@@ -265,7 +331,10 @@ class SimulatedAgent:
         self._queue(self._lookups)
         file = rng.choice(s.files)
         self._reply(rng.choice(text.CODING_REPLIES), file=file)
-        self._tool("Edit", f"Edit {file}: +{rng.randint(3, 80)} -{rng.randint(0, 40)} lines")
+        if rng.random() < WRITE_CHANCE:
+            self._tool("Write", f"Write {file}: {rng.randint(40, 400)} lines")
+        else:
+            self._tool("Edit", f"Edit {file}: +{rng.randint(3, 80)} -{rng.randint(0, 40)} lines")
         if file not in self._touched:
             self._touched.append(file)
             self._queue(self._save_context)
@@ -312,6 +381,14 @@ class SimulatedAgent:
             f"{added} insertions(+), {removed} deletions(-)",
         )
         self._reply(rng.choice(text.REVIEW_REPLIES), changed=changed, added=added, removed=removed)
+        if not self._review_edit and rng.random() < REVIEW_EDIT_CHANCE:
+            self._review_edit = True  # the policy refuses it: the turn ends there
+            file = rng.choice(s.files)
+            self._reply(rng.choice(text.REVIEW_EDITS), file=file)
+            wrapup = self._fill(rng.choice(text.POLICY_WRAPUPS), file=file)
+            edit = f"Edit {file}: +{rng.randint(1, 6)} -{rng.randint(0, 4)} lines"
+            self._tool("Edit", edit, wrapup)
+            return  # the verdict comes next turn
         if rng.random() < REVIEW_BOUNCES[min(self._bounces, 2)]:
             self._bounces += 1
             note = rng.choice(s.review_notes)
@@ -342,6 +419,75 @@ class SimulatedAgent:
 
     # -- operations: one store call each (two for a seeded move) ----------------------------
 
+    async def _prompt(self) -> None:
+        """UserPromptSubmit: the turn starts (planned now), or is blocked and waits."""
+        decision = await self.steering.check("UserPromptSubmit")
+        if decision.block is not None:
+            self.written["prompt blocked"] += 1
+            self.held = decision.block
+            self._due = time.monotonic() + self.recheck
+            return
+        self.held = None
+        self._plan_turn()
+        first = self._pending[0] if self._pending else None
+        after_prompt = isinstance(first, partial) and first.args[:1] == ("user",)
+        self._acknowledge(decision, at=1 if after_prompt else 0)
+
+    async def _use_tool(self, tool: str, content: str, wrapup: str) -> None:
+        """PreToolUse: run the tool (its result, then PostToolUse), or read the refusal."""
+        decision = await self.steering.check("PreToolUse", tool=tool)
+        if decision.deny is None:
+            self._pending.extendleft(
+                reversed(
+                    (
+                        partial(self._say, "tool", content, tool=tool),
+                        partial(self._after_tool, tool),
+                    )
+                )
+            )
+            return
+        self.written["tool denied"] += 1
+        reason = decision.deny
+        if reason.startswith(PAUSED_REASON):
+            wrapup = text.PAUSED_WRAPUP
+        elif reason.startswith(f"token budget of {self.session_id} spent"):
+            wrapup = text.SPENT_WRAPUP
+        refusal = text.REFUSED_TOOL.format(tool=tool, reason=reason)
+        self._pending.clear()  # the rest of the turn needed the tool
+        self._queue(partial(self._say, "tool", refusal, tool=tool, denied=True), self._request)
+        if wrapup:
+            self._queue(partial(self._say, "assistant", wrapup))
+        else:  # refused in a state it did not expect (an operator moved the task): catch up
+            self._queue(
+                partial(self._say, "assistant", self._fill(self.rng.choice(text.POLICY_WRAPUPS))),
+                self._resync,
+            )
+
+    async def _after_tool(self, tool: str) -> None:
+        """PostToolUse: notes handed over with the tool's result are acknowledged."""
+        self._acknowledge(await self.steering.check("PostToolUse", tool=tool))
+
+    def _acknowledge(self, decision: Decision, at: int = 0) -> None:
+        """Say, next (after ``at`` queued operations), that each note handed over was read."""
+        for n, note in enumerate(decision.notes.notes):
+            self._pending.insert(at + n, partial(self._noted, note, decision))
+
+    async def _noted(self, note: Note, decision: Decision) -> None:
+        lines = note.text.strip().splitlines() or [""]
+        first = lines[0].strip()
+        if len(first) > NOTE_PREVIEW or len(lines) > 1:
+            first = first[:NOTE_PREVIEW].rstrip() + "…"
+        message = text.NOTED.get(note.kind, text.NOTED["note"]).format(first=first)
+        try:
+            await self._say("assistant", message, tokens=False)
+        except (RedisError, OSError):
+            # Never written: hand the notes back (the next hook delivers them again).
+            with contextlib.suppress(RedisError, OSError):
+                await self.steering.release(decision)
+            self._pending = deque(op for op in self._pending if not _noting(op, decision))
+            raise
+        self.written["note read"] += 1
+
     def _now(self) -> datetime:
         if self._virtual is None:
             return datetime.now(UTC)
@@ -371,7 +517,11 @@ class SimulatedAgent:
             "model": self.model,
         }
         try:
-            if self._virtual is None:
+            if self._virtual is None and self.binding:  # as Claude Code's: recorded, not asked
+                await self.budget.record_usage(
+                    request_id, usage.total, enforce_limit=False, **breakdown
+                )
+            elif self._virtual is None:
                 await self.budget.track_request(request_id, usage.total, **breakdown)
             else:  # history: in the minute it is dated, so the burn rate has a past
                 await self.budget.record_usage(request_id, usage.total, self._now(), **breakdown)
@@ -397,13 +547,21 @@ class SimulatedAgent:
         notice = self.rng.choice(text.BUDGET_NOTICES).format(remaining=remaining, keep=COMPACT_KEEP)
         self._queue(partial(self._say, "system", notice), self._compact)
 
-    async def _say(self, role: str, content: str, *, tool: str | None = None) -> None:
+    async def _say(
+        self,
+        role: str,
+        content: str,
+        *,
+        tool: str | None = None,
+        denied: bool = False,
+        tokens: bool = True,
+    ) -> None:
         message: dict[str, Any] = {"role": role, "content": content, "timestamp": self._now()}
-        if role == "assistant" and self._output:
+        if role == "assistant" and self._output and tokens:
             message["tokens"], message["model"] = self._output, self.model
             self._output = 0
         if tool is not None:
-            message["context"] = {"tool": tool}
+            message["context"] = {"tool": tool, "denied": True} if denied else {"tool": tool}
         first = self._first_retained()
         await self.conversation.append(message)
         self.appended += 1
@@ -446,13 +604,25 @@ class SimulatedAgent:
         self._entered(target)
 
     def _entered(self, state: str) -> None:
+        if state != self.state:
+            self._review_edit = False
         self.state = state
         self._turn = 0
         self._turns = self.rng.randint(*PHASE_TURNS.get(state, (1, 1)))
 
+    async def _resync(self) -> None:
+        """Go on from the task workflow's stored state."""
+        status = await self.workflow.load()
+        if status.state != self.state:
+            self._entered(status.state)
+
     async def _define(self) -> None:
         if await self.workflow.define(actor="agent"):
             self.written["workflow definition"] += 1
+
+    async def _bind(self) -> None:
+        """A fresh session's binding budget: its limit binds the agent from the start."""
+        await self.budget.set_limit(self.limit, binding=True)
 
     async def _save_context(self) -> None:
         s = self.scenario
@@ -487,6 +657,11 @@ class SimulatedAgent:
         self.outcome = outcome
 
 
+def _noting(op: Op, decision: Decision) -> bool:
+    """Whether ``op`` acknowledges a note of ``decision``."""
+    return isinstance(op, partial) and len(op.args) == 2 and op.args[1] is decision
+
+
 class SimulationSettings(BaseModel):
     """What a :class:`Simulation` is asked to do, checked before anything is written."""
 
@@ -499,6 +674,7 @@ class SimulationSettings(BaseModel):
     max_messages: int = Field(MAX_MESSAGES, ge=1)
     cache_size: int = Field(CACHE_SIZE, ge=1)
     restart_delay: float = Field(RESTART_DELAY, ge=0, allow_inf_nan=False)
+    recheck: float = Field(RECHECK, gt=0, allow_inf_nan=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,7 +683,7 @@ class SimulationReport:
     the start; ``written`` counts what the store holds more of (a message, a trim…)."""
 
     seed: int
-    sessions: dict[str, str]  # session id -> "running", "done" or "out of budget"
+    sessions: dict[str, str]  # session id -> "running", "held", "done" or "out of budget"
     written: dict[str, int]
     errors: dict[str, int]  # exception name -> how many operations it failed
     seed_ops: int
@@ -627,7 +803,12 @@ class Simulation:
             )
             self.seed_ops = sum(seeds)
             for agent in self.live.values():
-                if agent.tight:
+                if agent.binding:
+                    self._note(
+                        f"{agent.session_id}: binding budget of {agent.limit:,} tokens "
+                        "(it stops there until the limit is raised)"
+                    )
+                elif agent.tight:
                     self._note(f"{agent.session_id}: budget capped at {agent.limit:,} tokens")
             self._note(f"seeded {len(seeds)} sessions with {self.seed_ops:,} operations")
             paced_from = time.monotonic()
@@ -648,7 +829,7 @@ class Simulation:
         return SimulationReport(
             seed=self.seed,
             sessions=dict(self.sessions),
-            written=dict(self.written),
+            written={kind: self.written[kind] for kind in WRITTEN_KINDS} | dict(self.written),
             errors=dict(self.errors),
             seed_ops=self.seed_ops,
             ops=self.ops,
@@ -672,9 +853,13 @@ class Simulation:
             rng,
             scenario=scenario,
             tight=(slot == 0 and first) or (not first and rng.random() < TIGHT_CHANCE),
+            # one agent of two or more has a binding budget: it stops at the limit and waits
+            # for an operator to raise it
+            binding=first and count > 1 and slot == min(BINDING_SLOT, count - 1),
             eager=slot == min(1, count - 1) and first,
             max_messages=self.settings.max_messages,
             cache_size=self.settings.cache_size,
+            recheck=self.settings.recheck,
             written=self.written,
         )
         self.live[slot] = agent
@@ -707,6 +892,8 @@ class Simulation:
         )
         if agent.outcome is not None:
             self.sessions[agent.session_id] = agent.outcome
+        elif agent.held is not None:
+            self.sessions[agent.session_id] = "held"
 
     async def _drive(self, slot: int, pacer: _Pacer) -> None:
         """One slot: step its agent at the pacer's tickets; when the agent finishes, pause and
@@ -723,10 +910,18 @@ class Simulation:
                         if not await _sleep(delay, self._stop, pacer.spent):
                             return
                         continue
+                    if agent.held is not None:  # asks again at its modest rate, not per ticket
+                        wait = agent.hold_wait()
+                        if wait > 0 and not await _sleep(wait, self._stop, pacer.spent):
+                            return
                     if not await pacer.ticket():
                         return
+                    held = agent.held
                     await agent.step()
                     self.ops += 1
+                    if agent.held != held:
+                        said = f"held: {agent.held}" if agent.held else "goes on"
+                        self._note(f"{agent.session_id}: {said}")
                 except (RedisError, OSError) as error:
                     self.errors[type(error).__name__] += 1
                     if self.errors.total() == 1:

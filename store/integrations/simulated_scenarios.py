@@ -301,7 +301,7 @@ DONE_REPLIES = (
 )
 SKIP_EXCUSES = {
     "planning": "I'll write a failing test first.",
-    "coding": "This is small; straight to review.",
+    "coding": "This is small; I'll mark it done and skip the tests.",
     "testing": "Tests are green; marking it done.",
     "review": "Let me re-run the tests for the reviewer.",
 }
@@ -310,6 +310,25 @@ BUDGET_NOTICES = (
     "Token budget nearly exhausted ({remaining:,} left): compacting the conversation.",
     "Request refused by the token budget ({remaining:,} left); keeping the last {keep} messages.",
 )
+REVIEW_EDITS = (
+    "One nit in {file} before sign-off: tidying it up.",
+    "Small thing I noticed in {file} while writing the summary; fixing it quickly.",
+)
+"""An agent in review reaching for an edit (the task workflow's review state denies edits)."""
+POLICY_WRAPUPS = (
+    "Right: the work is in review, so no edits now. Leaving {file} as it is for the reviewer.",
+    "Edits are refused during review; I'll note the nit in {file} for the reviewer instead.",
+)
+"""What the agent says after the task workflow's policy refused a tool."""
+PAUSED_WRAPUP = "Paused by the operator: stopping here until the session is resumed."
+SPENT_WRAPUP = "The token budget is spent: stopping here until the limit is raised."
+REFUSED_TOOL = "{tool} refused by the PreToolUse hook: {reason}"
+"""The tool result an agent reads for a refused call (Claude Code hands the model the reason)."""
+NOTED = {
+    "note": "Noted the operator's note: {first}",
+    "context": "Noted the operator's change to the session context: {first}",
+}
+"""The agent's acknowledgement of a note it was handed, by the note's kind."""
 OUT_OF_BUDGET = "Out of token budget ({used:,} of {limit:,} used). Stopping here; state is saved."
 GENERIC_KEYS = (
     "read:pyproject.toml",

@@ -18,6 +18,10 @@ COMMANDS = {
     "import": "import_",
     "export": "export",
     "status": "status",
+    "note": "steer",
+    "budget": "steer",
+    "pause": "steer",
+    "resume": "steer",
 }
 """Command name -> module. The CLI imports only the module of the command being run (all of them
 for help or the dashboard): a `memdash hook` must not pay for the others' imports."""
