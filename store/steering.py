@@ -20,6 +20,7 @@ answers as if memdash were absent.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +31,8 @@ from .control import PAUSED_REASON
 from .keys import check_part
 from .notes import Handed, Notes, delivery_by, format_for_agent, handed, note_keys
 from .workflow import ToolPolicy, check_policies, workflow_key
+
+log = logging.getLogger(__name__)
 
 TASK_WORKFLOW = "task"
 """Name of the workflow an operator (or the agent) steps, beside the automatic activity one."""
@@ -101,11 +104,17 @@ _policy_cache: dict[str, dict[str, ToolPolicy]] = {}
 
 
 def _policies(definition: str) -> dict[str, ToolPolicy]:
-    """The tool policies of a stored definition (parsed once per distinct definition)."""
+    """The tool policies of a stored definition (parsed once per distinct definition). One
+    that does not parse (written by something else) denies nothing: fail-open, logged; the
+    session's other holds still apply."""
     policies = _policy_cache.get(definition)
     if policies is None:
-        data = json.loads(definition)
-        policies = check_policies(data.get("policies"), data["transitions"])
+        try:
+            data = json.loads(definition)
+            policies = check_policies(data.get("policies"), data["transitions"])
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            log.warning("a task workflow's tool policies are unreadable, none applied: %s", error)
+            policies = {}
         if len(_policy_cache) >= 64:
             _policy_cache.clear()
         _policy_cache[definition] = policies

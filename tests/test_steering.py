@@ -222,6 +222,15 @@ async def test_the_task_workflow_denies_by_state(conn):
     assert view.task.policy == TASK_POLICIES["review"]
 
 
+async def test_a_malformed_stored_policy_denies_nothing_but_holds_still_apply(conn):
+    task = conn.session("s").key("wf.task")
+    await conn.client.hset(task, mapping={"state": "x", "def": '{"transitions": 5}'})
+    steering = Steering("s", conn)
+    assert (await steering.check("PreToolUse", tool="Edit")).deny is None
+    await SessionControl("s", conn).pause()
+    assert (await steering.check("PreToolUse", tool="Edit")).deny == "paused by the operator"
+
+
 async def test_invalid_policies_are_refused():
     from store.workflow import StatefulMemory as Machine
 
