@@ -19,15 +19,18 @@ from tui.panes.workflow import WorkflowPane
 
 def filled(app: MemdashApp) -> bool:
     view = app.selected_view()
-    if view is None or None in (view.budget, view.cache, view.conversation, view.workflow):
+    if view is None or None in (view.budget, view.cache, view.conversation, view.task):
         return False
     workflow = app.query_one(WorkflowPane)
+    # The simulated agents step the task workflow (as Claude Code sessions have one, with its
+    # tool policies); they have no activity workflow. The pane draws the task's state once it
+    # follows the task workflow; until then it says the session has no (activity) workflow.
+    head = workflow.lines[0].plain if workflow.lines else ""
     return (
         not app.query_one(BudgetPane).has_class("-empty")
         and not app.query_one(CachePane).has_class("-empty")
         and app.query_one(HistoryPane).border_title != f"history (0/{view.conversation.total})"
-        and bool(workflow.lines)
-        and workflow.lines[0].plain.startswith(f"● {view.workflow.state}")
+        and (head.startswith(f"● {view.task.state}") or head.startswith("no workflow"))
     )
 
 

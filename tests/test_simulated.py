@@ -36,11 +36,11 @@ async def test_a_short_simulation_fills_every_component(conn):
         assert view.budget.model in {"claude-sonnet-4-5", "claude-opus-4-1"}
         assert view.conversation.total > 0
         assert view.cache is not None and view.cache.stats.hits + view.cache.stats.misses > 0
-        assert view.workflow.transitions == FLOW
+        assert view.task.transitions == FLOW
     first_three = [views[session] for session in list(report.sessions)[:3]]
-    assert all(view.workflow.state != INITIAL for view in first_three)  # seeded: moved on
+    assert all(view.task.state != INITIAL for view in first_three)  # seeded: moved on
     kinds = set(log.kinds())
-    assert {"workflow.rejected", "budget.rejected", "conversation.trim", "cache.stats"} <= kinds
+    assert {"task.rejected", "budget.rejected", "conversation.trim", "cache.stats"} <= kinds
     assert any(view.conversation.first > 0 for view in views.values())  # trimmed
     assert sum(view.cache.stats.evictions for view in views.values()) > 0
     assert (
@@ -50,7 +50,7 @@ async def test_a_short_simulation_fills_every_component(conn):
     # what the report says it wrote is what the store holds
     assert sum(view.conversation.total for view in views.values()) == report.written["message"]
     assert sum(view.budget.requests for view in views.values()) == report.written["usage"]
-    assert log.kinds().count("workflow.rejected") == report.written["refused move"]
+    assert log.kinds().count("task.rejected") == report.written["refused move"]
     stored = [await MemoryCache.read_stats(session, redis=conn) for session in views]
     assert sum(s.stats.hits + s.stats.misses for s in stored) == report.cache["lookups"]
     assert report.cache["lookups"] == report.written["cache lookup"]
@@ -83,7 +83,7 @@ def agent(conn, namespace: str, seed: int) -> SimulatedAgent:
 async def written_by(conn, namespace: str) -> tuple:
     ns = conn.with_namespace(namespace)
     messages = await ConversationMemory("demo-repro", redis=ns).load()
-    flow = StatefulMemory("demo-repro", transitions=FLOW, initial=INITIAL, redis=ns)
+    flow = await StatefulMemory.open("demo-repro", name="task", redis=ns)
     history = await flow.history(limit=100)
     views = await read_namespace(ns)
     view = views["demo-repro"]
@@ -119,7 +119,7 @@ async def test_a_simulation_repeats_its_sessions_with_its_seed(conn):
 
 
 async def test_a_budget_that_runs_out_ends_the_session_and_a_new_one_starts(conn):
-    sim = Simulation(conn, sessions=1, seed=3, **FAST)
+    sim = Simulation(conn, sessions=1, seed=2, **FAST)
     report = await sim.run(duration=60, max_ops=400)
     sessions = list(report.sessions)
     assert report.sessions[sessions[0]] == "out of budget"
@@ -143,7 +143,7 @@ async def test_an_existing_session_id_is_not_reused(conn):
 async def test_an_operator_move_is_followed_not_fought(conn):
     one = SimulatedAgent(conn, "demo-op", random.Random(1), scenario=SCENARIOS[1])
     await one.seed(35)
-    operator = StatefulMemory("demo-op", transitions=FLOW, initial=INITIAL, redis=conn)
+    operator = await StatefulMemory.open("demo-op", name="task", redis=conn)
     await operator.force_state("done", "shipped by hand", actor="ops")
     for _ in range(200):
         if one.finished:
