@@ -232,34 +232,107 @@ def install(home: Path, cwd: Path, *options: str) -> subprocess.CompletedProcess
 
 
 def our_command(settings: dict[str, Any], event: str) -> list[str]:
+    commands = [hook.get("command", "") for g in settings["hooks"][event] for hook in g["hooks"]]
+    return [c for c in commands if c.endswith(" hook") or " hook --" in c]
+
+
+def our_http(settings: dict[str, Any], event: str) -> list[str]:
     return [
-        hook["command"]
+        hook["url"]
         for group in settings["hooks"][event]
         for hook in group["hooks"]
-        if hook["command"].endswith(" hook")
+        if hook.get("type") == "http"
     ]
 
 
 def test_install_hooks_print_shows_every_event_and_writes_nothing(tmp_path):
     done = install(tmp_path, tmp_path, "--print", "--namespace", "work")
-    assert done.returncode == 0
+    assert done.returncode == 0, done.stderr
     hooks = json.loads(done.stdout)["hooks"]
-    assert list(hooks) == [
-        "SessionStart",
-        "UserPromptSubmit",
-        "PreToolUse",
-        "PostToolUse",
-        "Stop",
-        "PreCompact",
-        "SessionEnd",
-    ]
+    assert list(hooks) == list(hook_relay.EVENTS)
+    assert set(hook_relay.EVENTS) >= {
+        "SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
+        "PreCompact", "PostCompact", "Stop", "StopFailure", "SubagentStart", "SubagentStop",
+        "Notification", "PermissionRequest", "SessionEnd",
+    }  # fmt: skip
     assert hooks["PreToolUse"][0]["matcher"] == "*"
     assert "matcher" not in hooks["Stop"][0]
-    [hook] = hooks["Stop"][0]["hooks"]
-    assert hook["type"] == "command"
-    assert hook["command"].endswith(" hook --namespace work")
-    assert os.path.isabs(hook["command"].split()[0])
+    port = hook_relay.default_port(None, "work")
+    for event in hook_relay.HTTP_EVENTS:
+        assert hooks[event][0]["hooks"] == [
+            {"type": "http", "url": f"http://127.0.0.1:{port}/hook", "timeout": 2}
+        ]
+    for event in ("SessionStart", "Stop"):
+        [hook] = hooks[event][0]["hooks"]
+        assert hook["type"] == "command"
+        assert hook["command"].endswith(f" hook --namespace work --http-port {port}")
+        assert os.path.isabs(hook["command"].split()[0])
     assert not (tmp_path / ".claude").exists()
+
+
+def test_install_hooks_command_hooks_budget_and_workflow(tmp_path):
+    done = install(tmp_path, tmp_path, "--print", "--command-hooks")
+    hooks = json.loads(done.stdout)["hooks"]
+    assert list(hooks) == list(hook_relay.EVENTS)
+    assert all(h[0]["hooks"][0]["command"].endswith(" hook") for h in hooks.values())
+
+    flow = tmp_path / "flow.json"
+    flow.write_text("{}")
+    done = install(tmp_path, tmp_path, "--print", "--port", "24123", "--budget", "5000",
+                   "--workflow", "flow.json")  # fmt: skip
+    hooks = json.loads(done.stdout)["hooks"]
+    [start] = hooks["SessionStart"][0]["hooks"]
+    assert start["command"].endswith(f" hook --http-port 24123 --budget 5000 --workflow {flow}")
+    assert hooks["Stop"][0]["hooks"][0]["command"].endswith(" hook --http-port 24123")
+    assert hooks["PreToolUse"][0]["hooks"][0]["url"] == "http://127.0.0.1:24123/hook"
+
+    assert install(tmp_path, tmp_path, "--print", "--workflow", "missing.json").returncode == 2
+    assert install(tmp_path, tmp_path, "--print", "--budget", "0").returncode == 2
+
+
+def test_install_hooks_refuses_a_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = install(tmp_path, tmp_path, "--port", str(port))
+        assert done.returncode == 2 and "in use" in done.stderr
+        assert not (tmp_path / ".claude").exists()
+
+
+def test_install_hooks_replaces_an_older_command_install(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    assert install(tmp_path, project, "--command-hooks").returncode == 0
+    path = project / ".claude" / "settings.local.json"
+    old = json.loads(path.read_text())
+    old["hooks"]["PreToolUse"][0]["hooks"].append({"type": "command", "command": "echo mine"})
+    path.write_text(json.dumps(old))
+
+    done = install(tmp_path, project)
+    assert done.returncode == 0, done.stderr
+    assert "replaced older memdash hooks for SessionStart, UserPromptSubmit, PreToolUse" in (
+        done.stdout
+    )
+    settings = json.loads(path.read_text())
+    for event in hook_relay.HTTP_EVENTS:
+        assert len(our_http(settings, event)) == 1
+        assert our_command(settings, event) == []
+    assert settings["hooks"]["PreToolUse"][0]["hooks"] == [
+        {"type": "command", "command": "echo mine"}
+    ]
+    for event in hook_relay.COMMAND_EVENTS:
+        [command] = our_command(settings, event)
+        assert "--http-port" in command
+    again = install(tmp_path, project)
+    assert "already installed" in again.stdout and "replaced" not in again.stdout
+    # and back: the HTTP hooks go
+    assert install(tmp_path, project, "--command-hooks").returncode == 0
+    settings = json.loads(path.read_text())
+    assert all(our_http(settings, event) == [] for event in hook_relay.EVENTS)
+    assert all(len(our_command(settings, event)) == 1 for event in hook_relay.EVENTS)
 
 
 def test_install_hooks_merges_backs_up_and_is_idempotent(tmp_path):
@@ -281,10 +354,12 @@ def test_install_hooks_merges_backs_up_and_is_idempotent(tmp_path):
     assert done.returncode == 0, done.stderr
     settings = json.loads(settings_file.read_text())
     assert settings["model"] == "opus"
-    assert settings["hooks"]["Notification"] == original["hooks"]["Notification"]
+    assert settings["hooks"]["Notification"][0] == original["hooks"]["Notification"][0]
     assert settings["hooks"]["PreToolUse"][0] == original["hooks"]["PreToolUse"][0]
-    for event in ("SessionStart", "PreToolUse", "Stop", "SessionEnd"):
+    for event in ("SessionStart", "Stop"):
         assert len(our_command(settings, event)) == 1
+    for event in ("PreToolUse", "Notification", "SessionEnd"):
+        assert len(our_http(settings, event)) == 1
     [backup] = list(settings_file.parent.glob("settings.json.*.bak"))
     assert json.loads(backup.read_text()) == original
     assert str(backup) in done.stdout
@@ -315,7 +390,7 @@ def test_install_hooks_user_and_local_targets(tmp_path):
     project.mkdir()
     assert install(tmp_path, project, "--user").returncode == 0
     user_settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
-    assert len(our_command(user_settings, "UserPromptSubmit")) == 1
+    assert len(our_http(user_settings, "UserPromptSubmit")) == 1
     # The default is the project's uncommitted settings: the command is this machine's path.
     assert install(tmp_path, project).returncode == 0
     assert (project / ".claude" / "settings.local.json").exists()
