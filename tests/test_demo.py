@@ -23,14 +23,13 @@ def filled(app: MemdashApp) -> bool:
         return False
     workflow = app.query_one(WorkflowPane)
     # The simulated agents step the task workflow (as Claude Code sessions have one, with its
-    # tool policies); they have no activity workflow. The pane draws the task's state once it
-    # follows the task workflow; until then it says the session has no (activity) workflow.
-    head = workflow.lines[0].plain if workflow.lines else ""
+    # tool policies); the pane shows it (a line about a pause or a wait may come first).
+    heads = [line.plain for line in workflow.lines[:3]]
     return (
         not app.query_one(BudgetPane).has_class("-empty")
         and not app.query_one(CachePane).has_class("-empty")
         and app.query_one(HistoryPane).border_title != f"history (0/{view.conversation.total})"
-        and (head.startswith(f"● {view.task.state}") or head.startswith("no workflow"))
+        and any(head.startswith(f"● {view.task.state}") for head in heads)
     )
 
 

@@ -178,3 +178,13 @@ async def test_a_simulation_shows_the_loop_and_counts_it(conn):
     assert views[bound[0]].budget.spent
     for kind in ("note read", "tool denied", "prompt blocked"):
         assert kind in report.written
+
+
+async def test_a_fresh_binding_agent_binds_from_its_first_turn(conn):
+    agent = new_agent(conn, "demo-fresh", binding=True)
+    await steps(agent, 4)  # the prompt, the task workflow's definition, the binding limit…
+    await agent.close()
+    status = await TokenBudgetTracker("demo-fresh", agent.limit, redis=conn).status()
+    assert status.binding and status.limit == agent.limit
+    view = (await read_namespace(conn))["demo-fresh"]
+    assert view.task is not None and view.task.policies["review"]["deny"][0] == "Edit"

@@ -481,10 +481,12 @@ class SimulatedAgent:
         try:
             await self._say("assistant", message, tokens=False)
         except (RedisError, OSError):
-            # Never written: hand the notes back (the next hook delivers them again).
-            with contextlib.suppress(RedisError, OSError):
-                await self.steering.release(decision)
-            self._pending = deque(op for op in self._pending if not _noting(op, decision))
+            # Never written: unless it acknowledged some of them already, hand the notes back
+            # (the next hook delivers them again) and forget the other acknowledgements.
+            if note is decision.notes.notes[0]:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.steering.release(decision)
+                self._pending = deque(op for op in self._pending if not _noting(op, decision))
             raise
         self.written["note read"] += 1
 
