@@ -384,3 +384,88 @@ def test_a_relay_serving_http_stays_up_while_a_session_is_open(redis_url, relays
     assert wait_until(lambda: not pid_alive(pid), 5)
     with pytest.raises(ConnectionRefusedError):
         post(port, pre())
+
+
+class SlowNotes:
+    """A recorder whose decisions take ``delay`` and carry one note; it logs releases."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.released: list[str] = []
+
+    async def decide(self, payload: Any) -> Decision:
+        from store.notes import Handed, Note
+
+        await asyncio.sleep(self.delay)
+        note = Note(1, "note", "operator", 0, -1, "hi", None)
+        return Decision(payload.hook_event_name, notes=Handed(1, 1, (note,)))
+
+    async def release(self, payload: Any, decision: Decision) -> None:
+        self.released.append(payload.hook_event_name)
+
+
+async def test_a_command_hook_that_gave_up_waiting_releases_its_notes(tmp_path):
+    """In-process: the client's ack timeout passes before the answer is written; the relay
+    finds it gone and puts the notes back."""
+    recorder = SlowNotes(0.3)
+    relay = hook_relay.Relay(None, None, None, NS, [])  # type: ignore[arg-type]
+    relay.recorder = recorder
+    worker = asyncio.ensure_future(relay._decide_loop())
+    path = tmp_path / "relay.sock"
+    server = await asyncio.start_unix_server(relay.on_unix, str(path))
+    try:
+        header = {"op": "apply", "at": time.time()}
+        payload = json.dumps(event("SessionStart")).encode()
+        with pytest.raises(TimeoutError):
+            await asyncio.to_thread(
+                hook_relay._exchange, path, header, payload, time.monotonic() + 0.1
+            )
+        await asyncio.sleep(0.5)
+        assert recorder.released == ["SessionStart"]
+        recorder.delay = 0
+        reply = await asyncio.to_thread(
+            hook_relay._exchange, path, header, payload, time.monotonic() + 2
+        )
+        status, output = hook_relay.parse_reply(reply)
+        assert status == "ok decided SessionStart" and "hi" in context_of(output)
+        assert recorder.released == ["SessionStart"]  # this one reached the client
+    finally:
+        server.close()
+        worker.cancel()
+
+
+def test_a_crash_of_the_serving_loop_restarts_it(redis_url, isolated_env, monkeypatch):
+    """In this process (main thread, its own loop): the first run of the serving loop fails;
+    the relay logs it and serves again."""
+    original = hook_relay.Relay.listen_http
+    calls = []
+
+    async def failing_once(self: Any, port: int) -> None:
+        calls.append(port)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        await original(self, port)
+
+    monkeypatch.setattr(hook_relay.Relay, "listen_http", failing_once)
+    port = free_port()
+    answers: list[Any] = []
+
+    def client() -> None:
+        assert wait_until(lambda: hook_relay.running_pid(redis_url, NS) is not None)
+        answers.append(post(port, pre()))
+        hook_relay.control("stop", redis_url, NS)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        assert (
+            hook_relay.main(["--redis", redis_url, "--namespace", NS, "--http-port", str(port)])
+            == 0
+        )
+    finally:
+        thread.join(30)
+    assert answers == [(200, {})]
+    assert calls == [port, port]
+    log = log_text(isolated_env)
+    assert "relay crashed, serving again" in log and "RuntimeError: boom" in log
+    hook_relay.RelayPaths(redis_url, NS).lock.unlink(missing_ok=True)

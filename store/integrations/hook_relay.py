@@ -677,6 +677,11 @@ class Relay:
         from store.integrations.claude_code import HookRecorder
 
         loop = asyncio.get_running_loop()
+        # Fresh per run: queues and futures belong to the loop they were made in (a restart
+        # after a crash runs a new loop).
+        self.queue = asyncio.Queue()
+        self.decisions = asyncio.Queue()
+        self.tasks = set()
         if self.recorder is None:
             self.recorder = HookRecorder.open(self.url, self.namespace)
             self.apply_options = "options" in inspect.signature(self.recorder.apply).parameters
@@ -717,7 +722,8 @@ class Relay:
             unix.close()
             for server in self.http_servers.values():
                 server.close()
-            self.wanted_ports = list(self.http_servers)  # a restart listens there again
+            # a restart listens there again (and on the ports asked for since)
+            self.wanted_ports = sorted({*self.wanted_ports, *self.http_servers})
             self.http_servers.clear()
             with contextlib.suppress(FileNotFoundError):
                 self.paths.socket.unlink()
