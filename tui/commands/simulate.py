@@ -28,6 +28,9 @@ KINDS = (
     ("transition", "transitions"),
     ("refused move", "refused moves"),
     ("context", "context writes"),
+    ("note read", "notes read"),
+    ("tool denied", "tools denied"),
+    ("prompt blocked", "prompts blocked"),
 )
 
 
@@ -56,8 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulated agents writing into a store, headless (demo data, load)",
         description="Run simulated coding agents against a store without the dashboard: "
-        "conversations, token usage (one budget runs out), cache traffic, workflows with "
-        "refused moves. Sessions are named demo-<task>. Prints what it wrote; Ctrl-C stops "
+        "conversations, token usage (one budget runs out, one binds its agent once spent), "
+        "cache traffic, task workflows with refused moves and tools refused in review; the "
+        "agents read their operator notes and honour pauses. Sessions are named demo-<task>. Prints what it wrote; Ctrl-C stops "
         "it with a summary.",
     )
     parser.add_argument(
