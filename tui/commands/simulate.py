@@ -61,8 +61,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Run simulated coding agents against a store without the dashboard: "
         "conversations, token usage (one budget runs out, one binds its agent once spent), "
         "cache traffic, task workflows with refused moves and tools refused in review; the "
-        "agents read their operator notes and honour pauses. Sessions are named demo-<task>. Prints what it wrote; Ctrl-C stops "
-        "it with a summary.",
+        "agents read their operator notes and honour pauses. Sessions are named demo-<task>. "
+        "Prints what it wrote; Ctrl-C stops it with a summary.",
     )
     parser.add_argument(
         "--sessions", type=positive_int, default=4, metavar="N", help="live sessions (default 4)"
