@@ -23,7 +23,7 @@ from tui.app import MemdashApp
 from tui.panes.sessions import SessionsPane
 from tui.screens.context_editor import ContextEditor
 from tui.screens.help import HelpScreen
-from tui.screens.pickers import NumberPrompt, StatePicker, TextPrompt
+from tui.screens.pickers import LimitPrompt, StatePicker, TextPrompt
 from tui.status import Banner, StatusBar
 
 FLOW = {"planning": ["coding"], "coding": ["testing"], "testing": ["review", "coding"],
@@ -191,7 +191,7 @@ async def test_set_limit_from_the_keyboard(conn):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.feed.status == "connected")
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, NumberPrompt))
+        await until(pilot, lambda: isinstance(app.screen, LimitPrompt))
         app.screen.query_one("#number").value = "5000"
         await pilot.press("enter")
         await until(pilot, lambda: app.selected_view().budget.limit == 5000)

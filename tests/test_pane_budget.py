@@ -177,7 +177,7 @@ async def test_requests_and_rejections():
     app = Host(budget(10_000, requests=1_234, rejected=3, model="claude-sonnet"))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert static_text(app, "#budget-counts") == "1,234 requests · 3 rejected"
+        assert static_text(app, "#budget-counts") == "1,234 requests · 3 rejected · not binding"
         counts = app.query_one("#budget-counts", Static).content
         assert isinstance(counts, Text)
         assert any(palette(app).bad in str(span.style) for span in counts.spans)
@@ -362,4 +362,4 @@ async def test_end_to_end_through_the_app(conn):
         while "1 rejected" not in static_text(app, "#budget-counts"):
             assert asyncio.get_running_loop().time() < deadline
             await pilot.pause(0.05)
-        assert static_text(app, "#budget-counts") == "2 requests · 1 rejected"
+        assert static_text(app, "#budget-counts") == "2 requests · 1 rejected · not binding"

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -36,6 +37,9 @@ from store import (
     VersionConflictError,
 )
 from store.connection import resolve
+from store.control import SessionControl
+from store.notes import Notes, context_change_summary
+from store.steering import TASK_WORKFLOW
 
 from .model import DashboardModel
 from .panes.budget import BudgetPane
@@ -45,12 +49,23 @@ from .panes.sessions import SessionsPane
 from .panes.workflow import WorkflowPane
 from .screens.context_editor import ContextEditor
 from .screens.help import HelpScreen
-from .screens.pickers import NumberPrompt, StatePicker, TextPrompt
+from .screens.note_editor import NoteEditor
+from .screens.pickers import Confirm, LimitPrompt, StatePicker, TextPrompt
 from .status import Banner, StatusBar
 
 MAX_REPAINTS_PER_SECOND = 30
 BUSY_EVENTS_PER_SECOND = 2_000  # above this many events a second…
 BUSY_REPAINTS_PER_SECOND = 6  # …repaint at most this often
+
+
+def _waits(view: SessionView) -> bool:
+    """The session's agent waits for a person (a permission prompt, an idle prompt…)."""
+    return view.control is not None and view.control.waiting is not None
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (it goes into a terminal escape sequence)."""
+    return "".join(c for c in text if c.isprintable())[:200]
 
 
 class MemdashApp(App[None]):
@@ -66,6 +81,8 @@ class MemdashApp(App[None]):
         Binding("t", "step_workflow", "Step"),
         Binding("e", "edit_context", "Edit context"),
         Binding("l", "set_limit", "Limit"),
+        Binding("n", "write_note", "Note"),
+        Binding("P", "toggle_pause", "Pause"),
         Binding("F", "force_state", "Force state", show=False),
         Binding("R", "reset_budget", "Reset budget", show=False),
         Binding("s", "focus('sessions-table')", "Focus sessions", show=False),
@@ -92,6 +109,8 @@ class MemdashApp(App[None]):
         self._painted_at = 0.0
         self._painted_events = 0
         self._frozen = False
+        self.waiting: set[str] = set()  # sessions whose agent waits for a person
+        self._title_pushed = False
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -122,6 +141,9 @@ class MemdashApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.feed.close()
+        if self._title_pushed and self._driver is not None:
+            self._driver.write("\x1b[23;2t")
+            self._title_pushed = False
         if self._frozen:
             gc.unfreeze()  # an app in a longer-lived process (tests) gives its objects back
 
@@ -158,6 +180,7 @@ class MemdashApp(App[None]):
         changed, everything = self.model.take()
         if not changed and not everything:
             return
+        self._count_waiting(changed, everything)
         self.repaints += 1
         now_ms = int(now * 1000)
         self.query_one(SessionsPane).sync(self.feed.sessions, changed, everything, now_ms)
@@ -165,6 +188,37 @@ class MemdashApp(App[None]):
             self.show_selected(now_ms)
         if everything and self.feed.status != "connecting":
             self.call_after_refresh(self._freeze_long_lived)
+
+    def _count_waiting(self, changed: set[str], everything: bool) -> None:
+        """Keep :attr:`waiting` current from the sessions that changed (all after a resync),
+        and say how many wait in the status line and the terminal's title."""
+        sessions = self.feed.sessions
+        before = len(self.waiting)
+        if everything:
+            self.waiting = {s for s, v in sessions.items() if _waits(v)}
+        else:
+            for sid in changed:
+                view = sessions.get(sid)
+                if view is not None and _waits(view):
+                    self.waiting.add(sid)
+                else:
+                    self.waiting.discard(sid)
+        if len(self.waiting) != before or everything:
+            self.query_one(StatusBar).show_waiting(len(self.waiting))
+            count = len(self.waiting)
+            self.title = f"{self.TITLE} ({count} waiting)" if count else self.TITLE
+
+    def watch_title(self, title: str) -> None:
+        """Textual shows ``title`` only in a Header; the terminal's window (or tab) title is
+        set here with OSC 2, as Claude Code's agent view does, and put back on exit (the
+        xterm title stack: CSI 22 saves, CSI 23 restores; ignored where unsupported)."""
+        driver = self._driver
+        if driver is None or self.is_headless or self.is_web:
+            return
+        if not self._title_pushed:
+            driver.write("\x1b[22;2t")
+            self._title_pushed = True
+        driver.write(f"\x1b]2;{_printable(title)}\x07")
 
     def _busy_skip(self) -> bool:
         """Under a flood of events, repaint less often: a frame of this screen costs more than
@@ -222,7 +276,21 @@ class MemdashApp(App[None]):
         yield SystemCommand(
             "Edit context", "Edit the selected session's context (JSON)", self.action_edit_context
         )
-        yield SystemCommand("Set budget limit", "Change the token limit", self.action_set_limit)
+        yield SystemCommand(
+            "Set budget limit",
+            "Set the token limit and make it bind the agent ('off' lifts the binding)",
+            self.action_set_limit,
+        )
+        yield SystemCommand(
+            "Write a note",
+            "A note to the selected session's agent, delivered with its next hook",
+            self.action_write_note,
+        )
+        yield SystemCommand(
+            "Pause or resume",
+            "Hold the selected session's agent (tools denied, prompts blocked), or let it go on",
+            self.action_toggle_pause,
+        )
         yield SystemCommand(
             "Reset budget", "Zero the usage, keep the limit", self.action_reset_budget
         )
@@ -243,6 +311,17 @@ class MemdashApp(App[None]):
         if self.model.selected is None:
             self.notify("select a session first", severity="warning")
         return self.model.selected
+
+    async def _try(self, operation: Awaitable[object]) -> str | None:
+        """Run one store call for an editor screen: None when it went through, else why not
+        (the screen shows it and keeps the operator's text)."""
+        try:
+            await operation
+        except (ValueError, LookupError, VersionConflictError, InvalidTransitionError) as error:
+            return str(error)
+        except (RedisError, OSError) as error:
+            return f"the store is unreachable ({error})"
+        return None
 
     async def _attempt(self, what: str, operation: Awaitable[object]) -> bool:
         """Run one store call; a refusal or an outage is told, never raised into the UI."""
@@ -270,20 +349,27 @@ class MemdashApp(App[None]):
         session = self._selected_or_warn()
         if session is None:
             return
+        machine = None
         try:
-            machine = await StatefulMemory.open(session, redis=self.conn)
-        except LookupError:
-            self.notify("this session has no workflow", severity="warning")
-            return
+            for name in (TASK_WORKFLOW, None):  # the task workflow when there is one
+                try:
+                    machine = await StatefulMemory.open(session, name=name, redis=self.conn)
+                    break
+                except LookupError:
+                    continue
         except RedisError as error:
             self.notify(f"the store is unreachable ({error})", severity="error", markup=False)
             return
+        if machine is None:
+            self.notify("this session has no workflow", severity="warning")
+            return
+        which = "workflow" if machine.name is None else f"{machine.name} workflow"
         if force:
             choices = [state for state in machine.states if state != machine.current_state]
-            title = f"force {session}'s workflow from {machine.current_state} to…"
+            title = f"force {session}'s {which} from {machine.current_state} to…"
         else:
             choices = list(machine.next_states())
-            title = f"move {session}'s workflow from {machine.current_state} to…"
+            title = f"move {session}'s {which} from {machine.current_state} to…"
         state = await self.push_screen_wait(StatePicker(title, choices))
         if state is None:
             return
@@ -308,13 +394,28 @@ class MemdashApp(App[None]):
             self.notify(f"the store is unreachable ({error})", severity="error", markup=False)
             return
         value, version = (entry.value, entry.version) if entry else ({}, None)
-        edited = await self.push_screen_wait(ContextEditor(session, value, version))
-        if edited is ContextEditor.CANCELLED:
-            return
         ttl = entry.ttl if entry else None
-        if await self._attempt(
-            "save", store.set(key, edited, ttl=ttl, expected_version=version or 0)
-        ):
+
+        async def save(edited: Any) -> str | None:
+            problem = await self._try(
+                store.set(key, edited, ttl=ttl, expected_version=version or 0)
+            )
+            if problem is None and edited != value:
+                # The agent is told what changed, with its next hook (a note of kind context).
+                summary = context_change_summary(value, edited)
+                told = await self._try(
+                    Notes(session, self.conn).add(summary, author="operator", kind="context")
+                )
+                if told is not None:
+                    self.notify(
+                        f"context saved, but the agent was not told: {told}",
+                        severity="warning",
+                        markup=False,
+                    )
+            return problem
+
+        edited = await self.push_screen_wait(ContextEditor(session, value, version, save))
+        if edited is not ContextEditor.CANCELLED:
             self.notify("context saved")
 
     @work(group="edit")
@@ -324,10 +425,60 @@ class MemdashApp(App[None]):
             return
         view = self.selected_view()
         current = view.budget.limit if view is not None and view.budget is not None else None
-        limit = await self.push_screen_wait(NumberPrompt(f"token limit of {session}", current))
-        if limit is not None:
-            budget = TokenBudgetTracker(session, limit, redis=self.conn)
-            await self._attempt("limit", budget.set_limit(limit))
+        limit = await self.push_screen_wait(
+            LimitPrompt(f"binding token limit of {session}", current)
+        )
+        if limit is None:
+            return
+        if limit == LimitPrompt.OFF:
+            budget = TokenBudgetTracker(session, current or 1, redis=self.conn)
+            if await self._attempt("lift", budget.set_limit(None, binding=False)):
+                self.notify("the limit no longer binds the agent")
+            return
+        budget = TokenBudgetTracker(session, limit, redis=self.conn)
+        if await self._attempt("limit", budget.set_limit(limit, binding=True)):
+            self.notify(f"limit {limit:,} binds the agent")
+
+    @work(group="edit")
+    async def action_write_note(self) -> None:
+        session = self._selected_or_warn()
+        if session is None:
+            return
+
+        async def save(text: str) -> str | None:
+            return await self._try(Notes(session, self.conn).add(text, author="operator"))
+
+        sent = await self.push_screen_wait(NoteEditor(session, save))
+        if sent is not NoteEditor.CANCELLED:
+            self.notify("note queued: the agent reads it with its next hook")
+
+    @work(group="edit")
+    async def action_toggle_pause(self) -> None:
+        """Pausing asks first (it holds a working agent); resuming does not (it only lets the
+        agent go on, and a held agent should not wait on a dialog)."""
+        session = self._selected_or_warn()
+        if session is None:
+            return
+        control = SessionControl(session, self.conn)
+        try:
+            status = await control.status()
+        except (RedisError, OSError) as error:
+            self.notify(f"the store is unreachable ({error})", severity="error", markup=False)
+            return
+        if status.paused:
+            if await self._attempt("resume", control.resume(actor="operator")):
+                self.notify(f"resumed {session}", markup=False)
+            return
+        question = Text.assemble("Pause ", (session, "cyan"), "?")
+        detail = Text(
+            "Its agent's tool calls are denied and its prompts blocked (\"paused by the "
+            'operator") until you resume it with P.',
+            style="dim",
+        )
+        if await self.push_screen_wait(
+            Confirm(question, detail, yes="Pause")
+        ) and await self._attempt("pause", control.pause(actor="operator")):
+            self.notify(f"paused {session}", markup=False)
 
     @work(group="edit")
     async def action_reset_budget(self) -> None:

@@ -14,9 +14,19 @@ STATUS_STYLE = {
 
 
 class StatusBar(Static):
-    """``memdash · <url> · ns <namespace> · <status> · <n> ev/s · dropped <n>``."""
+    """``memdash · <url> · ns <namespace> · <status> · <n> ev/s · dropped <n>`` and, when any
+    session's agent waits for a person, how many do."""
 
     _shown: tuple[object, ...] | None = None
+    waiting = 0
+
+    def show_waiting(self, count: int) -> None:
+        """How many sessions wait for a person (said first, in bold, when any do)."""
+        if count != self.waiting:
+            self.waiting = count
+            if self._shown is not None:
+                shown, self._shown = self._shown, None
+                self.show(*shown)  # type: ignore[arg-type]
 
     def show(self, url: str, namespace: str, status: str, rate: float, dropped: int) -> None:
         shown = (url, namespace, status, round(rate), dropped)
@@ -35,6 +45,9 @@ class StatusBar(Static):
             "  dropped ",
             (f"{dropped:,}", "bold red" if dropped else ""),
         )
+        if self.waiting:
+            text.append("  ")
+            text.append(f" ⚑ {self.waiting:,} waiting for a person ", "bold black on yellow")
         self.update(text, layout=False)  # one line, full width (app.tcss): the size is fixed
 
 

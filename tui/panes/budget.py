@@ -38,6 +38,16 @@ session goes quiet (the app only calls ``show`` on changes); work happens once p
 
 MUTED = "dim"
 
+CONTEXT_WINDOW = 200_000
+"""Tokens a Claude model reads at once, unless its name says ``[1m]``…"""
+CONTEXT_WINDOW_1M = 1_000_000
+"""…then a million (Claude Code names such models ``claude-sonnet-4-5[1m]``). A session context
+(``view.context``) with an int ``context_window`` overrides both."""
+AUTO_COMPACT_RESERVE = 33_000
+"""Claude Code auto-compacts when the context comes within this many tokens of the window: it
+keeps 20,000 for the summary's output and a 13,000-token buffer (``autoCompact.ts``), i.e. at
+167,000 of 200,000 (83.5 %) and 967,000 of 1,000,000; the gauge marks that point."""
+
 
 def clean(value: object, limit: int = 120) -> str:
     """``value`` as one displayable line (see ``tui.text``), cropped to ``limit`` characters."""
@@ -64,6 +74,16 @@ def first_fitting(width: int, *candidates: Text) -> Text:
 
 def number(value: int | float) -> str:
     return f"{value:,.0f}"
+
+
+def short_count(value: int) -> str:
+    """Tokens, short: 950, 12k, 167k, 1.2M."""
+    if value < 1000:
+        return str(value)
+    if value < 1_000_000:
+        return f"{value // 1000}k"
+    millions = value / 1_000_000
+    return f"{millions:.0f}M" if millions == int(millions) or millions >= 10 else f"{millions:.1f}M"
 
 
 def counted(value: int, one: str, many: str) -> str:
@@ -175,17 +195,31 @@ class Gauge(Widget):
     def __init__(self, **kwargs: str | None) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._state: tuple[float | None, str, str, str] = (None, "", "", "")
+        self._mark: float | None = None
 
     @property
     def state(self) -> tuple[float | None, str, str, str]:
         """(fraction, bar style, label, label style) as last set."""
         return self._state
 
-    def set(self, fraction: float | None, style: str, label: str, label_style: str = "") -> None:
-        """``fraction`` None draws an empty track (nothing to measure against)."""
+    @property
+    def mark(self) -> float | None:
+        """Where a tick is drawn across the bar (0..1), if anywhere."""
+        return self._mark
+
+    def set(
+        self,
+        fraction: float | None,
+        style: str,
+        label: str,
+        label_style: str = "",
+        mark: float | None = None,
+    ) -> None:
+        """``fraction`` None draws an empty track (nothing to measure against); ``mark`` puts a
+        tick at that fraction of the bar (e.g. where something happens)."""
         state = (fraction, style, label, label_style or style)
-        if state != self._state:
-            self._state = state
+        if state != self._state or mark != self._mark:
+            self._state, self._mark = state, mark
             self.refresh()
 
     def render(self) -> RenderResult:
@@ -202,6 +236,11 @@ class Gauge(Widget):
                 bar.append(_EIGHTHS[part], f"{style} on {track}")
                 full += 1
             bar.append(" " * (width - full), f"on {track}")
+        if self._mark is not None and 0 < self._mark < 1 and width > 2:
+            column = min(int(self._mark * width), width - 1)
+            under = style if column < full and style.startswith("#") else track
+            tick = Text("┃", style=f"bold {palette(self.app).bad} on {under}")
+            bar = Text.assemble(bar[:column], tick, bar[column + 1 :], no_wrap=True, end="")
         bar.append(label, label_style)
         return bar
 
@@ -386,7 +425,8 @@ class FiguresPane(Pane, Vertical):
 
 class BudgetPane(FiguresPane):
     """Used/limit gauge, what is left, burn rate and time to exhaustion, tokens per minute, the
-    input/output/cache breakdown (when reported), requests and rejections."""
+    input/output/cache breakdown (when reported), requests and rejections, whether the limit
+    binds the agent (and holds it, once spent), and how full the context window is."""
 
     DEFAULT_CSS = """
     BudgetPane > #budget-breakdown {
@@ -407,6 +447,7 @@ class BudgetPane(FiguresPane):
             Row(id="budget-breakdown", classes="data"),
             Row(id="budget-counts", classes="data row"),
             Row(id="budget-model", classes="data row"),
+            Gauge(id="budget-context", classes="data"),
             Row(id="budget-empty", classes="row empty"),
         )
 
@@ -430,16 +471,34 @@ class BudgetPane(FiguresPane):
             budget.rejected,
             budget.requests,
             budget.model,
+            budget.binding,
+            budget.context_tokens,
+            self._window_override(),
             *budget.totals.values(),
             len(budget.minutes),
             now_ms // 60000,
         )
+
+    def _window_override(self) -> int | None:
+        """The session context's ``context_window``, when it is a positive int."""
+        context = self._view.context if self._view is not None else None
+        window = context.get("context_window") if isinstance(context, dict) else None
+        return window if type(window) is int and window > 0 else None
+
+    def context_window(self, model: str | None) -> int:
+        """The model's context window: the session context's ``context_window`` if set, else
+        1,000,000 for a ``[1m]`` model, else 200,000."""
+        override = self._window_override()
+        if override is not None:
+            return override
+        return CONTEXT_WINDOW_1M if model and "[1m]" in model.lower() else CONTEXT_WINDOW
 
     def draw(self, budget: BudgetView, now_ms: int) -> None:
         colours = palette(self.app)
         bad = f"bold {colours.bad}"
         limit = budget.limit if budget.limit is not None and budget.limit > 0 else None
         used = budget.used
+        held = budget.spent  # binding and used up: the agent's hooks refuse tools and prompts
         gauge = cast(Gauge, self._parts["budget-gauge"])
         if limit is None:
             gauge.set(None, MUTED, "no limit", MUTED)
@@ -447,10 +506,14 @@ class BudgetPane(FiguresPane):
         else:
             percent = used * 100 / limit
             style = threshold_colour(percent, colours)
-            if used > limit:
+            if held:
+                over = f"bold reverse {colours.bad}"
+                gauge.set(1.0, colours.bad, f"{percent_text(percent)} HELD", over)
+                tail: tuple[str, str] = ("held: budget spent", over)
+            elif used > limit:
                 over = f"bold reverse {colours.bad}"
                 gauge.set(1.0, colours.bad, f"{percent_text(percent)} OVER", over)
-                tail: tuple[str, str] = (f"over by {number(used - limit)}", over)
+                tail = (f"over by {number(used - limit)}", over)
             else:
                 gauge.set(used / limit, style, percent_text(percent), style)
                 tail = (f"{number(limit - used)} left", "bold")
@@ -458,8 +521,10 @@ class BudgetPane(FiguresPane):
         self._row("budget-used").set(summary)
 
         rate = budget.burn_rate(now_ms, BURN_MINUTES)
-        if limit is not None and used >= limit:
-            eta: tuple[str, str] = ("budget exhausted", bad)
+        if held:
+            eta: tuple[str, str] = ("agent held", bad)
+        elif limit is not None and used >= limit:
+            eta = ("budget exhausted", bad)
         else:
             eta = (f"empty in {humanize(budget.time_to_exhaustion(now_ms, BURN_MINUTES))}", "bold")
         width = self.content_size.width
@@ -494,12 +559,37 @@ class BudgetPane(FiguresPane):
             (number(budget.rejected), bad if budget.rejected else "bold"),
             (" rejected", bad if budget.rejected else ""),
         )
+        if limit is not None:  # whether the limit holds the agent once spent, or only warns
+            counts.append(" · ")
+            counts.append(*(("binding", "bold") if budget.binding else ("not binding", MUTED)))
         self._row("budget-counts").set(counts)
+        self._draw_context(budget, colours)
 
         model = self._row("budget-model")
         model.display = budget.model is not None
         if budget.model is not None:
             model.set(line(("model ", MUTED), literal(budget.model)))
+
+    def _draw_context(self, budget: BudgetView, colours: Palette) -> None:
+        """How full the latest request's context window was, with Claude Code's auto-compact
+        point marked ┃ (hidden until a request reported its input tokens)."""
+        gauge = cast(Gauge, self._parts["budget-context"])
+        tokens = budget.context_tokens
+        gauge.display = tokens is not None
+        if tokens is None:
+            return
+        window = self.context_window(budget.model)
+        compact_at = window - AUTO_COMPACT_RESERVE
+        mark = compact_at / window if compact_at > 0 else None
+        fraction = tokens / window
+        if compact_at > 0 and tokens >= compact_at:
+            style = colours.bad
+        elif mark is not None and fraction >= mark - 0.1:
+            style = colours.warn
+        else:
+            style = colours.accent
+        label = f"ctx {short_count(tokens)}/{short_count(window)}"
+        gauge.set(fraction, style, label, "bold" if style == colours.accent else style, mark)
 
     @staticmethod
     def _axis(width: int, window: int, peak: int) -> Text:

@@ -15,12 +15,21 @@ and asks for it; the newest messages come with the feed's view (previews) and dr
 
 Messages never change once appended, so pages are never re-read: the last one is extended
 with what was appended since (only the new messages are read), and trims only move ``first``.
+
+Between the messages, where they happened, come the operator's steering *asides* (from the
+feed's view, never read from Redis here): each note (``view.notes``) after the message that was
+the newest when it was written (``note.after``), with a second line saying whether the agent has
+it yet ("◌ pending") or when and by which hook it was delivered ("✓ delivered 21:07:19 after
+Bash"); each pause and resume (``view.control.log``) the same way. There are a few hundred at
+most, so line arithmetic stays cheap: message ``i`` is display line ``marker + (i - first) +
+asides before i`` (a bisect), and a line maps back to a message by a binary search.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, NamedTuple
 
 from rich.style import Style
@@ -31,7 +40,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from store import Connection, SessionView
+from store.control import PauseEntry
 from store.conversation import ConversationMemory, ConversationView
+from store.notes import Note
 
 from ..text import VISIBLE
 from .base import Pane, set_border_subtitle, set_border_title
@@ -59,6 +70,11 @@ ROLE_STYLES = {
 DIM = Style(dim=True)
 MARKER_STYLE = Style(color="yellow", italic=True)
 ERROR_STYLE = Style(color="red")
+NOTE_STYLE = Style(color="bright_blue", bold=True)
+NOTE_TEXT_STYLE = Style(color="bright_blue")
+PENDING_STYLE = Style(color="yellow", bold=True)
+DELIVERED_STYLE = Style(color="green")
+PAUSE_STYLE = Style(color="magenta", bold=True)
 
 
 def flatten(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -130,6 +146,35 @@ class _Page:
         self.error: str | None = None
 
 
+def _ms_clock(ms: int, tz: tzinfo | None) -> str:
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz).strftime("%H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "--:--:--"
+
+
+class Aside(NamedTuple):
+    """One line of a steering aside: line ``part`` of ``item`` (a Note: 2 lines, a PauseEntry:
+    1), drawn after message ``anchor``."""
+
+    anchor: int
+    item: Note | PauseEntry
+    part: int
+
+
+def _asides_key(view: SessionView | None) -> tuple[object, ...]:
+    """What the asides depend on (cheap: a few hundred notes at most, and only on a change)."""
+    if view is None:
+        return ()
+    notes = view.notes.notes if view.notes is not None else {}
+    log = view.control.log if view.control is not None else []
+    return (
+        tuple((note.id, note.delivered) for note in notes.values()),
+        len(log),
+        log[-1] if log else None,
+    )
+
+
 # What a message line shows when its row is not at hand.
 _LOADING = "loading"
 _TRIMMED = "trimmed"
@@ -155,9 +200,10 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
     }
     """
 
-    def __init__(self, conn: Connection, **kwargs: Any) -> None:
+    def __init__(self, conn: Connection, *, tz: tzinfo | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn = conn
+        self.tz = tz  # for the clock times of notes and pauses (default: local time)
         set_border_title(self, "history")
         self.fetches = 0
         self.fetched = 0
@@ -177,6 +223,10 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self._in_flight: int | None = None
         self._follow = True
         self._shown_once = False  # show() has drawn the current session at least once
+        self._view: SessionView | None = None
+        self._asides_shown: tuple[object, ...] = ()
+        self._asides: list[Aside] = []  # every aside line, in display order
+        self._anchors: list[int] = []  # their anchors (sorted): bisect counts lines before i
 
     # -- attributes down --------------------------------------------------------------------
 
@@ -184,20 +234,28 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         session = view.session if view is not None else None
         conversation: ConversationView | None = view.conversation if view is not None else None
         first, total = (conversation.first, conversation.total) if conversation else (0, 0)
+        asides = _asides_key(view)
+        self._view = view
         if session != self._session or total < self._total or first < self._first:
             self._reset(session)  # another session, or this one was deleted and begun again
         elif (
             (first, total) == (self._first, self._total)
             and self._shown_once
+            and asides == self._asides_shown
             and not any(entry.error for entry in self._pages.values())
         ):
             return  # another component of the session changed: nothing to redraw here
         self._shown_once = True
+        # Where the reader is: the message at the top, and how far below the top it is drawn.
+        kept = self._message_at(self.scroll_offset.y) if not self._follow else None
+        kept_offset = self._line_of(kept) - self.scroll_offset.y if kept is not None else 0
         old_first, old_marker = self._first, self._marker
         self._first, self._total = first, total
         self._marker = 1 if first > 0 else 0
         self._marker_text = self._trim_text(conversation) if self._marker else ""
-        self._lines = self._marker + total - first
+        self._asides_shown = asides
+        self._build_asides(view)
+        self._lines = self._marker + total - first + len(self._asides)
         self._recent = {}
         if conversation is not None:
             for preview in conversation.recent:
@@ -212,9 +270,13 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self.virtual_size = Size(0, self._lines)
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        elif kept is not None and kept >= first:  # keep the same messages in view
+            target = max(0, self._line_of(kept) - kept_offset)
+            if target != self.scroll_offset.y:
+                self.scroll_to(y=target, animate=False, force=True)
         else:
             shift = (first - old_first) - (self._marker - old_marker)
-            if shift:  # keep the same messages in view while older ones go
+            if shift:  # the top message went: keep the view where the messages moved to
                 self.scroll_to(y=max(0, self.scroll_offset.y - shift), animate=False, force=True)
         self._update_subtitle()
         self.refresh()
@@ -238,6 +300,52 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self._follow = True
         self.fetches = self.fetched = 0
         self._shown_once = False
+        self._asides_shown = ()
+        self._asides = []
+        self._anchors = []
+
+    def _build_asides(self, view: SessionView | None) -> None:
+        """Every aside line, in order: by the message it follows, then by time."""
+        items: list[tuple[int, int, int, Note | PauseEntry]] = []
+        if view is not None:
+            low, high = self._first - 1, self._total - 1
+            if view.notes is not None:
+                for note in view.notes.notes.values():
+                    items.append((min(max(note.after, low), high), note.ts, 1, note))
+            if view.control is not None:
+                for entry in view.control.log:
+                    items.append((min(max(entry.after, low), high), entry.ts, 0, entry))
+        items.sort(key=lambda item: item[:3])
+        self._asides = [
+            Aside(anchor, item, part)
+            for anchor, _, _, item in items
+            for part in range(2 if isinstance(item, Note) else 1)
+        ]
+        self._anchors = [aside.anchor for aside in self._asides]
+
+    # -- line arithmetic (messages and asides) ----------------------------------------------
+
+    def _line_of(self, index: int) -> int:
+        """The display line of message ``index``."""
+        return self._marker + (index - self._first) + bisect_left(self._anchors, index)
+
+    def _last_message_at_or_before(self, line: int) -> int:
+        """The greatest message number drawn at or above display ``line`` (first - 1: none)."""
+        low, high = self._first - 1, self._total - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self._line_of(middle) <= line:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def _message_at(self, line: int) -> int | None:
+        """The message drawn at ``line`` or, on an aside, the next one (None: none below)."""
+        index = self._last_message_at_or_before(line)
+        if index < self._first or self._line_of(index) != line:
+            index += 1
+        return index if index < self._total else None
 
     @staticmethod
     def _trim_text(conversation: ConversationView | None) -> str:
@@ -266,10 +374,16 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
 
     def _visible_messages(self) -> tuple[int, int]:
         """Numbers of the first and one past the last message line in view."""
-        top = self.scroll_offset.y - self._marker + self._first
-        height = self.scrollable_content_region.height
-        low = max(top, self._first)
-        high = min(top + max(height, 1), self._total)
+        top = self.scroll_offset.y
+        height = max(self.scrollable_content_region.height, 1)
+        if not self._asides:  # plain arithmetic
+            start = top - self._marker + self._first
+            low = max(start, self._first)
+            return low, max(low, min(start + height, self._total))
+        low = self._message_at(top)
+        if low is None:
+            return self._total, self._total
+        high = self._last_message_at_or_before(top + height - 1) + 1
         return low, max(low, high)
 
     def _update_subtitle(self) -> None:
@@ -289,7 +403,14 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
             return self._strip(Text(notice, style=DIM), width, style)
         if line < self._marker:
             return self._strip(Text(self._marker_text, style=MARKER_STYLE), width, style)
-        index = line - self._marker + self._first
+        if self._asides:
+            before = self._last_message_at_or_before(line)
+            if before < self._first or self._line_of(before) != line:  # an aside's line
+                aside = line - self._marker - (before - self._first + 1)
+                return self._aside_strip(self._asides[aside], width, style)
+            index = before
+        else:
+            index = line - self._marker + self._first
         row = self._row(index)
         if isinstance(row, Row):
             return self._message_strip(row, width, style)
@@ -342,6 +463,39 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
             content.truncate(room, overflow="ellipsis", pad=bool(tail))
             line.append_text(content)
             line.append(tail, DIM)
+        return self._strip(line, width, style)
+
+    def _aside_strip(self, aside: Aside, width: int, style: Style) -> Strip:
+        """A note (its text; then pending or delivered) or a pause/resume, literally."""
+        item = aside.item
+        line = Text(style=style, no_wrap=True, end="")
+        if isinstance(item, Note):
+            if aside.part == 1:
+                line.append(" " * (ROLE_WIDTH + 10))
+                if item.delivered is None:
+                    line.append("◌ pending: the agent has not read it yet", PENDING_STYLE)
+                else:
+                    when = _ms_clock(item.delivered.ts, self.tz)
+                    how = flatten(item.delivered.describe(), 80)
+                    line.append(f"✓ delivered {when} {how}", DELIVERED_STYLE)
+                if item.author != "operator":
+                    line.append(f" · from {flatten(item.author, 40)}", DIM)
+                return self._strip(line, width, style)
+            line.append(f"{_ms_clock(item.ts, self.tz)} ", DIM)
+            label = Text("✎ context" if item.kind == "context" else "✎ note", NOTE_STYLE)
+            label.truncate(ROLE_WIDTH, overflow="ellipsis", pad=True)
+            line.append_text(label)
+            line.append(" ")
+            line.append(flatten(item.text), NOTE_TEXT_STYLE)
+            return self._strip(line, width, style)
+        line.append(f"{_ms_clock(item.ts, self.tz)} ", DIM)
+        label = Text("⏸ paused" if item.paused else "▶ resumed", PAUSE_STYLE)
+        label.truncate(ROLE_WIDTH, overflow="ellipsis", pad=True)
+        line.append_text(label)
+        line.append(f" by {flatten(item.actor, 40)}", DIM)
+        if item.reason:
+            line.append(": ")
+            line.append(flatten(item.reason, 200))
         return self._strip(line, width, style)
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:

@@ -1,9 +1,12 @@
 """#sessions: every session by last activity; selecting one drives the other panes.
 
-Columns: session id, workflow state, budget used % (green < 70 %, yellow < 90 %, red from
-90 %; blank without a limit), messages (``ConversationView.total``: every message ever appended,
-trimmed ones included — the history pane shows what is retained), and age (time since the last
-event, humanised from the app clock).
+Sessions whose agent waits for a person (``control.waiting``) come first, marked ``waiting`` in
+the state column; a paused session shows ``⏸ paused`` there.
+
+Columns: session id, workflow state (the task workflow's when there is one), budget used %
+(green < 70 %, yellow < 90 %, red from 90 %; blank without a limit), messages
+(``ConversationView.total``: every message ever appended, trimmed ones included — the history
+pane shows what is retained), and age (time since the last event, humanised from the app clock).
 
 How it stays cheap with 10,000 sessions:
 
@@ -67,8 +70,14 @@ COLUMNS: tuple[tuple[str, str, int, str], ...] = (
 )
 SESSION_WIDTH = 10  # characters of the id shown (after the leading space, before the gap)
 STATE_WIDTH = 7
+MARK_WIDTH = 8  # a steering mark may take the state column's gap (the budget is right-aligned)
+PAUSED_MARK = "⏸ paused"
+WAITING_MARK = "waiting"
+PAUSED_WAITING_MARK = "⏸waiting"
+WAITING_STYLE = "bold black on yellow"
+PAUSED_STYLE = "bold magenta"
 
-Cells = tuple[str, tuple[str, str], str, str]  # state, (budget, style), messages, age
+Cells = tuple[tuple[str, str], tuple[str, str], str, str]  # (state, style), (budget, style), …
 
 
 def display(value: str, width: int, justify: str = "left") -> Text:
@@ -112,11 +121,29 @@ def budget_cell(view: SessionView) -> tuple[str, str]:
     return f"{min(int(pct), 999)}%", style
 
 
+def waits(view: SessionView) -> bool:
+    """The session's agent waits for a person: such sessions sort first."""
+    return view.control is not None and view.control.waiting is not None
+
+
+def state_cell(view: SessionView) -> tuple[str, str]:
+    """The state column: ``waiting`` (for a person) or ``⏸ paused`` before the workflow state
+    (the task workflow's when the session has one)."""
+    control = view.control
+    paused = control is not None and control.paused
+    if waits(view):
+        return (PAUSED_WAITING_MARK if paused else WAITING_MARK), WAITING_STYLE
+    if paused:
+        return PAUSED_MARK, PAUSED_STYLE
+    workflow = view.task if view.task is not None else view.workflow
+    return (str(workflow.state) if workflow is not None else ""), ""
+
+
 def cells_of(view: SessionView, now_ms: int) -> Cells:
-    state = view.workflow.state if view.workflow is not None else ""
+    state = state_cell(view)
     messages = humanise_count(view.conversation.total) if view.conversation is not None else ""
     age = humanise_age(now_ms - view.last_activity) if view.last_activity else ""
-    return str(state), budget_cell(view), messages, age
+    return state, budget_cell(view), messages, age
 
 
 class SessionCell(Text):
@@ -172,7 +199,7 @@ class SessionsPane(Vertical):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._views: Mapping[str, SessionView] = {}
-        self._activity: dict[str, int] = {}  # last_activity the current order was computed from
+        self._activity: dict[str, tuple[bool, int]] = {}  # (waiting, last_activity) sorted by
         self._order: list[str] = []  # every matching session, newest first
         self._order_dirty = False
         self._rows: list[str] = []  # the table's rows, in table order (a prefix of _order)
@@ -241,8 +268,9 @@ class SessionsPane(Vertical):
             view = sessions.get(sid)
             if view is None:
                 continue
-            if self._activity.get(sid) != view.last_activity:
-                self._activity[sid] = view.last_activity
+            rank = (waits(view), view.last_activity)
+            if self._activity.get(sid) != rank:
+                self._activity[sid] = rank
                 self._order_dirty = True
             if sid in self._shown:
                 self._write_cells(sid, view, now_ms)
@@ -275,8 +303,9 @@ class SessionsPane(Vertical):
     def _compute_order(self) -> None:
         views, needle = self._views, self._filter
         ids = [s for s in views if needle in s.lower()] if needle else list(views)
-        # Newest first; ties as the registry orders them (ZREVRANGE: the greater id first).
-        ids.sort(key=lambda s: (views[s].last_activity, s), reverse=True)
+        # Waiting for a person first, then newest first; ties as the registry orders them
+        # (ZREVRANGE: the greater id first).
+        ids.sort(key=lambda s: (waits(views[s]), views[s].last_activity, s), reverse=True)
         self._order = ids
         self._order_dirty = False
 
@@ -359,10 +388,15 @@ class SessionsPane(Vertical):
 
     @staticmethod
     def _texts(cells: Cells) -> tuple[Text, Text, Text, Text]:
-        state, (budget, style), messages, age = cells
+        (state, state_style), (budget, style), messages, age = cells
+        if state_style:  # a steering mark (ours, not the agent's text)
+            state_text = Text(state, style=state_style, no_wrap=True, end="")
+            state_text.truncate(MARK_WIDTH, overflow="ellipsis")
+        else:
+            state_text = display(state, STATE_WIDTH)
         budget_text = Text(budget, style=style, justify="right", no_wrap=True, end="")
         return (
-            display(state, STATE_WIDTH),
+            state_text,
             budget_text,
             Text(messages, justify="right", no_wrap=True, end=""),
             Text(age, justify="right", no_wrap=True, end=""),

@@ -1,10 +1,13 @@
 """#workflow: the session's state machine drawn as a diagram, and its recent transitions.
 
-Top to bottom: the current state (since when, for how long), the valid next states and the
-state's data; a legend; the diagram (see :mod:`tui.panes.diagram`: boxes in layers, the current
-state heavy and reversed, the previous one marked ◆, the valid next ones green); then the
-transition history, newest first, forced moves flagged with their reason, and the count of
-rejected attempts seen on the stream.
+Top to bottom: whether the agent waits for a person (and what it asked) or is paused; the
+current state (since when, for how long), the valid next states, the state's data and its tool
+policy (the patterns it denies, and why); a legend; the diagram (see
+:mod:`tui.panes.diagram`: boxes in layers, the current state heavy and reversed, the
+previous one marked ◆, the valid next ones green); then the transition history, newest
+first, forced moves flagged with their reason, and the count of rejected attempts seen on the
+stream. A session with a task workflow (``view.task``, stepped by
+the operator) shows that one, with the automatic activity workflow as one line under its state.
 
 ``show()`` may run 30 times a second: the diagram is laid out and drawn once per definition and
 width, and repainted only when the current or previous state changes.
@@ -46,6 +49,8 @@ STYLE_TIME = "dim"
 STYLE_FORCED = "bold red"
 STYLE_REASON = "red"
 STYLE_TITLE = "bold"
+STYLE_WAITING = "bold black on yellow"
+STYLE_PAUSED = "bold white on magenta"
 
 
 def _clock(ms: object, tz: tzinfo | None) -> str:
@@ -159,7 +164,11 @@ class WorkflowPane(VerticalScroll, Pane):
         Content costs more than building it)."""
         width = self._rendered_width = self._width()
         view = self._view
-        workflow: WorkflowView | None = view.workflow if view is not None else None
+        # The task workflow (stepped by the operator, with tool policies) is the main one when
+        # the session has it; the automatic activity workflow is then one line of the head.
+        task: WorkflowView | None = view.task if view is not None else None
+        activity: WorkflowView | None = view.workflow if view is not None else None
+        workflow = task if task is not None else activity
         if view is None:
             parts = [[_line(("no session selected", STYLE_NOTE))], [], []]
             set_border_subtitle(self, "")
@@ -167,7 +176,9 @@ class WorkflowPane(VerticalScroll, Pane):
             parts = [[_line(("no workflow in this session", STYLE_NOTE))], [], []]
             set_border_subtitle(self, "")
         else:
-            parts = self._parts(workflow, width)
+            parts = self._parts(workflow, width, activity if task is not None else None)
+        if view is not None:
+            parts[0][:0] = self._steering(view, width)
         self.lines = [line for part in parts for line in part]
         for k, (name, lines) in enumerate(zip(self.PARTS, parts, strict=True)):
             shown = self._shown[k]
@@ -195,8 +206,11 @@ class WorkflowPane(VerticalScroll, Pane):
             self._diagram = Diagram(self._diagram.layout, width)
         return self._diagram
 
-    def _parts(self, workflow: WorkflowView, width: int) -> list[list[Text]]:
-        """The head (state, next states, data, legend), the diagram, the history."""
+    def _parts(
+        self, workflow: WorkflowView, width: int, activity: WorkflowView | None = None
+    ) -> list[list[Text]]:
+        """The head (state, next states, data, policy, legend), the diagram, the history;
+        ``activity``: the activity workflow shown as a line under a task workflow's state."""
         state = workflow.state
         recent: list[Transition] = list(workflow.recent or ())
         previous = None
@@ -206,15 +220,20 @@ class WorkflowPane(VerticalScroll, Pane):
         upcoming = list(diagram.layout.targets.get(state, ()))
         states = diagram.layout.states
         subtitle = f"{states} state{'s' if states != 1 else ''}"
+        if activity is not None:
+            subtitle = f"task · {subtitle}"
         set_border_subtitle(self, subtitle)
 
         head = [self._status(workflow, width)]
+        if activity is not None:
+            head.append(self._activity_line(activity, width))
         if state in diagram.layout.targets:
             head.extend(self._next_line(upcoming, width))
         else:  # a hand-set or stale state: say so rather than call it final
             head.append(_line(("next → ? (not in the definition)", STYLE_NOTE)))
         if workflow.data is not None:
             head.append(self._data_line(workflow.data, width))
+        head.extend(self._policy_lines(workflow, width))
         head.append(
             _line(
                 ("▣ now", STYLE_CURRENT_BOX),
@@ -240,6 +259,77 @@ class WorkflowPane(VerticalScroll, Pane):
             if self._now_ms >= since:
                 line.append(f" · {_duration(self._now_ms - since)}", STYLE_TIME)
         return line
+
+    def _activity_line(self, activity: WorkflowView, width: int) -> Text:
+        """``activity ● tool since 21:07:19 · 12s``: what the agent is doing right now."""
+        line = _line(("activity ", STYLE_NOTE), ("● ", STYLE_NOTE))
+        line.append(fit(clean(activity.state), max(8, width - 32)), "bold")
+        since = activity.since
+        if isinstance(since, int) and self._now_ms >= since:
+            line.append(f" · {_duration(self._now_ms - since)}", STYLE_TIME)
+        return line
+
+    @staticmethod
+    def _policy_lines(workflow: WorkflowView, width: int) -> list[Text]:
+        """The current state's tool policy: ``⊘ denies Edit, Write`` and its reason (≤ 2
+        lines), or nothing when the state allows every tool."""
+        policy = workflow.policy if isinstance(workflow.policies, Mapping) else None
+        if not isinstance(policy, Mapping):
+            return []
+        deny = policy.get("deny")
+        patterns = [clean(p, 64) for p in deny] if isinstance(deny, list) else []
+        if not patterns:
+            return []
+        lines = [_line(("⊘ denies ", STYLE_FORCED))]
+        for k, pattern in enumerate(patterns):  # flowing onto at most two lines
+            part = pattern + ("," if k < len(patterns) - 1 else "")
+            if lines[-1].cell_len + 1 + cell_len(part) > width and lines[-1].cell_len > 9:
+                if len(lines) == 2:
+                    lines[-1].append(" …", STYLE_NOTE)
+                    break
+                lines.append(_line(" " * 8))
+            if lines[-1].cell_len > 9:
+                lines[-1].append(" ")
+            lines[-1].append(fit(part, width - 9), "bold")
+        reason = policy.get("reason")
+        if isinstance(reason, str) and reason:
+            first, rest = _split(clean(reason, width * 3), width - 2)
+            lines.append(_line("  ", (first, STYLE_REASON)))
+            if rest:
+                lines.append(_line("  ", (fit(rest, width - 2), STYLE_REASON)))
+        return lines
+
+    def _steering(self, view: SessionView, width: int) -> list[Text]:
+        """Above everything: the agent waits for a person (and what it said), or is paused."""
+        control = view.control
+        if control is None:
+            return []
+        lines: list[Text] = []
+        waiting = control.waiting
+        if waiting is not None:
+            title = _line((" ⚑ waiting for a person ", STYLE_WAITING))
+            title.append(f" {_clock(waiting.ts, self.tz)}", STYLE_TIME)
+            lines.append(title)
+            what = clean(waiting.message, width * 3)
+            if waiting.tool:
+                what = f"{clean(waiting.tool, 64)}: {what}"
+            first, rest = _split(what, width - 2)
+            lines.append(_line("  ", (first, "bold")))
+            if rest:
+                lines.append(_line("  ", (fit(rest, width - 2), "bold")))
+        if control.paused:
+            title = _line((" ⏸ paused ", STYLE_PAUSED))
+            if control.paused_by:
+                title.append(" by " + fit(clean(control.paused_by, 64), 16), STYLE_NOTE)
+            if isinstance(control.paused_at, int):
+                title.append(f" since {_clock(control.paused_at, self.tz)}", STYLE_TIME)
+            lines.append(title)
+            lines.append(_line(("  the agent is held · P resumes", STYLE_NOTE)))
+        if lines:
+            lines.append(Text())
+        for line in lines:
+            line.truncate(width, overflow="ellipsis")
+        return lines
 
     @staticmethod
     def _next_line(upcoming: list[str], width: int) -> list[Text]:
