@@ -362,4 +362,4 @@ async def test_end_to_end_through_the_app(conn):
         while "1 rejected" not in static_text(app, "#budget-counts"):
             assert asyncio.get_running_loop().time() < deadline
             await pilot.pause(0.05)
-        assert static_text(app, "#budget-counts") == "2 requests · 1 rejected · not binding"
+        assert static_text(app, "#budget-counts") == "2 req · 1 rejected · not binding"

@@ -170,10 +170,10 @@ async def test_pause_asks_first_and_resume_does_not(conn):
             return (await control.status()).paused
 
         await eventually(pilot, paused)
-        await until(pilot, lambda: state_cell(app, "s1") == "⏸ paused")
-        await until(pilot, lambda: "⏸ paused" in history_text(app))
+        await until(pilot, lambda: state_cell(app, "s1") == "‖paused")
+        await until(pilot, lambda: "‖ paused" in history_text(app))
         workflow = "\n".join(line.plain for line in app.query_one(WorkflowPane).lines)
-        assert "⏸ paused" in workflow and "P resumes" in workflow
+        assert "‖ paused" in workflow and "P resumes" in workflow
         assert (await Steering("s1", conn).check("PreToolUse", tool="Bash")).deny
 
         await pilot.press("P")  # resumes at once
@@ -183,7 +183,7 @@ async def test_pause_asks_first_and_resume_does_not(conn):
 
         await eventually(pilot, resumed)
         await until(pilot, lambda: state_cell(app, "s1") == "coding")
-        await until(pilot, lambda: "▶ resumed" in history_text(app))
+        await until(pilot, lambda: "▸ resumed" in history_text(app))
     log = (await control.status()).log
     assert [(entry.paused, entry.actor) for entry in log] == [
         (True, "operator"),
@@ -490,8 +490,8 @@ def test_snapshot_history_with_notes_and_a_pause(snap_compare, redis_url):
         view.control = ControlView(
             paused=False,
             log=[
-                PauseEntry(T0 + 41_000, True, "operator", None, 3),
-                PauseEntry(T0 + 44_000, False, "operator", None, 3),
+                PauseEntry(T0 + 33_000, True, "operator", "wait for the fixture fix", 3),
+                PauseEntry(T0 + 37_000, False, "operator", None, 3),
             ],
         )
         pane = pilot.app.query_one(HistoryPane)

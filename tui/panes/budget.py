@@ -238,8 +238,10 @@ class Gauge(Widget):
             bar.append(" " * (width - full), f"on {track}")
         if self._mark is not None and 0 < self._mark < 1 and width > 2:
             column = min(int(self._mark * width), width - 1)
-            under = style if column < full and style.startswith("#") else track
-            tick = Text("┃", style=f"bold {palette(self.app).bad} on {under}")
+            if column < full and style.startswith("#"):  # on the bar: in the track's colour
+                tick = Text("┃", style=f"bold {track} on {style}")
+            else:
+                tick = Text("┃", style=f"bold {palette(self.app).bad} on {track}")
             bar = Text.assemble(bar[:column], tick, bar[column + 1 :], no_wrap=True, end="")
         bar.append(label, label_style)
         return bar
@@ -552,23 +554,37 @@ class BudgetPane(FiguresPane):
         if parts:
             breakdown.set(Text("\n", end="").join(parts), layout=True)
 
-        counts = line(
-            (number(budget.requests), "bold"),
-            counted(budget.requests, " request", " requests"),
-            " · ",
-            (number(budget.rejected), bad if budget.rejected else "bold"),
-            (" rejected", bad if budget.rejected else ""),
-        )
+        rejected = (number(budget.rejected), bad if budget.rejected else "bold")
+        rejected_word = (" rejected", bad if budget.rejected else "")
+        requests = (number(budget.requests), "bold")
+        binds: tuple[str, str] = ("", "")
         if limit is not None:  # whether the limit holds the agent once spent, or only warns
-            counts.append(" · ")
-            counts.append(*(("binding", "bold") if budget.binding else ("not binding", MUTED)))
+            binds = (" · binding", "bold") if budget.binding else (" · not binding", MUTED)
+        counts = first_fitting(
+            width,
+            line(requests, counted(budget.requests, " request", " requests"), " · ",
+                 rejected, rejected_word, binds),
+            line(requests, " req · ", rejected, rejected_word, binds),
+        )  # fmt: skip
         self._row("budget-counts").set(counts)
         self._draw_context(budget, colours)
 
         model = self._row("budget-model")
         model.display = budget.model is not None
         if budget.model is not None:
-            model.set(line(("model ", MUTED), literal(budget.model)))
+            name = literal(budget.model)
+            compact_at = self.context_window(budget.model) - AUTO_COMPACT_RESERVE
+            legend = f" · ┃ compacts at {short_count(compact_at)}"
+            if budget.context_tokens is not None and compact_at > 0:  # the tick's legend
+                model.set(
+                    first_fitting(
+                        width,
+                        line(("model ", MUTED), name, (legend, MUTED)),
+                        line(("model ", MUTED), name),
+                    )
+                )
+            else:
+                model.set(line(("model ", MUTED), name))
 
     def _draw_context(self, budget: BudgetView, colours: Palette) -> None:
         """How full the latest request's context window was, with Claude Code's auto-compact

@@ -489,7 +489,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
             line.append(flatten(item.text), NOTE_TEXT_STYLE)
             return self._strip(line, width, style)
         line.append(f"{_ms_clock(item.ts, self.tz)} ", DIM)
-        label = Text("⏸ paused" if item.paused else "▶ resumed", PAUSE_STYLE)
+        label = Text("‖ paused" if item.paused else "▸ resumed", PAUSE_STYLE)
         label.truncate(ROLE_WIDTH, overflow="ellipsis", pad=True)
         line.append_text(label)
         line.append(f" by {flatten(item.actor, 40)}", DIM)

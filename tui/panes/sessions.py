@@ -1,7 +1,7 @@
 """#sessions: every session by last activity; selecting one drives the other panes.
 
 Sessions whose agent waits for a person (``control.waiting``) come first, marked ``waiting`` in
-the state column; a paused session shows ``⏸ paused`` there.
+the state column; a paused session shows ``‖paused`` there (``‖ waits``: both).
 
 Columns: session id, workflow state (the task workflow's when there is one), budget used %
 (green < 70 %, yellow < 90 %, red from 90 %; blank without a limit), messages
@@ -70,10 +70,9 @@ COLUMNS: tuple[tuple[str, str, int, str], ...] = (
 )
 SESSION_WIDTH = 10  # characters of the id shown (after the leading space, before the gap)
 STATE_WIDTH = 7
-MARK_WIDTH = 8  # a steering mark may take the state column's gap (the budget is right-aligned)
-PAUSED_MARK = "⏸ paused"
+PAUSED_MARK = "‖paused"
 WAITING_MARK = "waiting"
-PAUSED_WAITING_MARK = "⏸waiting"
+PAUSED_WAITING_MARK = "‖ waits"
 WAITING_STYLE = "bold black on yellow"
 PAUSED_STYLE = "bold magenta"
 
@@ -127,7 +126,7 @@ def waits(view: SessionView) -> bool:
 
 
 def state_cell(view: SessionView) -> tuple[str, str]:
-    """The state column: ``waiting`` (for a person) or ``⏸ paused`` before the workflow state
+    """The state column: ``waiting`` (for a person) or ``‖paused`` before the workflow state
     (the task workflow's when the session has one)."""
     control = view.control
     paused = control is not None and control.paused
@@ -391,7 +390,7 @@ class SessionsPane(Vertical):
         (state, state_style), (budget, style), messages, age = cells
         if state_style:  # a steering mark (ours, not the agent's text)
             state_text = Text(state, style=state_style, no_wrap=True, end="")
-            state_text.truncate(MARK_WIDTH, overflow="ellipsis")
+            state_text.truncate(STATE_WIDTH, overflow="ellipsis")
         else:
             state_text = display(state, STATE_WIDTH)
         budget_text = Text(budget, style=style, justify="right", no_wrap=True, end="")

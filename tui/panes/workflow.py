@@ -318,7 +318,7 @@ class WorkflowPane(VerticalScroll, Pane):
             if rest:
                 lines.append(_line("  ", (fit(rest, width - 2), "bold")))
         if control.paused:
-            title = _line((" ⏸ paused ", STYLE_PAUSED))
+            title = _line((" ‖ paused ", STYLE_PAUSED))
             if control.paused_by:
                 title.append(" by " + fit(clean(control.paused_by, 64), 16), STYLE_NOTE)
             if isinstance(control.paused_at, int):
