@@ -465,9 +465,16 @@ class MemdashApp(App[None]):
         except (RedisError, OSError) as error:
             self.notify(f"the store is unreachable ({error})", severity="error", markup=False)
             return
+        changed: list[bool] = []
+
+        async def toggle(pause: bool) -> None:
+            action = control.pause if pause else control.resume
+            changed.append(await action(actor="operator"))
+
         if status.paused:
-            if await self._attempt("resume", control.resume(actor="operator")):
-                self.notify(f"resumed {session}", markup=False)
+            if await self._attempt("resume", toggle(False)):
+                said = "resumed" if changed[0] else "was not paused (someone resumed it)"
+                self.notify(f"{session} {said}", markup=False)
             return
         question = Text.assemble("Pause ", (session, "cyan"), "?")
         detail = Text(
@@ -477,8 +484,9 @@ class MemdashApp(App[None]):
         )
         if await self.push_screen_wait(
             Confirm(question, detail, yes="Pause")
-        ) and await self._attempt("pause", control.pause(actor="operator")):
-            self.notify(f"paused {session}", markup=False)
+        ) and await self._attempt("pause", toggle(True)):
+            said = "paused" if changed[0] else "was paused already"
+            self.notify(f"{session} {said}", markup=False)
 
     @work(group="edit")
     async def action_reset_budget(self) -> None:
