@@ -1,27 +1,40 @@
-"""`memdash hook` wall time per call, as Claude Code sees it (a subprocess), store up and down.
+"""Hook latency as Claude Code sees it: HTTP hooks answered by the relay, and `memdash hook` run
+as a command hook (a subprocess), store up and down, next to `python -c pass`.
 
-Requirement (issue #6): p99 under 150 ms per call with the store up, under 1 s with it down.
+Requirements: an HTTP hook adds p99 <= 5 ms with the store up (section 5), and with the relay
+down or stopped the agent is held no longer than the installed hook timeout; a command hook
+p99 under 150 ms per call with the store up, under 1 s with it down (issue #6).
 
     python bench/hook_latency.py [--n 200] [--direct 20] [--url URL]
 
-Each case runs `memdash hook` N times over a realistic mix of events (a session start, then
-turns of UserPromptSubmit, three PreToolUse/PostToolUse pairs and Stop) while a transcript grows
-the way Claude Code writes it, so each hook reads the new lines. Every hook call is paired with
-a `python -c pass` run right before it (the baseline): this machine is shared and noisy, and
-the ratio to the baseline is what carries over to another one. The relay's first start (the
-first call of a case) is reported on its own line. Without --url a private redis-server is
-started and stopped at the end; the user data dir is a temporary one, and the relays the hooks
-start are stopped by pid at the end.
+Each case runs N hooks over a realistic mix of events (a session start, then turns of
+UserPromptSubmit, three PreToolUse/PostToolUse pairs and Stop) while a transcript grows the way
+Claude Code writes it, so each hook reads the new lines. Every hook call is paired with a
+`python -c pass` run right before it (the baseline, and a pause between hooks as the model's
+work makes one): this machine is shared and noisy, and the ratio to the baseline is what
+carries over to another one. The relay's first start (the first call of a case) is reported on
+its own line.
+
+The HTTP case is installed as `memdash install-hooks` installs it: SessionStart and Stop run
+`memdash hook --http-port P` (not timed here: they are command hooks), every other event is
+POSTed to the relay on 127.0.0.1:P on a new connection (as Claude Code makes them), and the round
+trip is what the hook adds. Then the relay is stopped: a POST is refused at once (the time the
+agent waits is shown); and a relay frozen with SIGSTOP accepts the connection but does not
+answer: the client gives up at the installed timeout (simulated with a socket timeout equal to
+it). Without --url a private redis-server is started and stopped at the end; the user data dir
+is a temporary one, and the relays the hooks start are stopped by pid at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import itertools
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +50,7 @@ from _store import NAMESPACE, bench_store
 
 UP_P99_MS = 150
 DOWN_P99_MS = 1000
+HTTP_P99_MS = 5
 HOOK = [sys.executable, "-m", "tui.cli", "hook"]
 BASELINE = [sys.executable, "-c", "pass"]
 
@@ -143,7 +157,7 @@ def percentile(samples: list[float], p: float) -> float:
 def measure(
     name: str, options: list[str], n: int, env: dict[str, str], work: Path, limit_ms: float | None
 ) -> None:
-    session = Session(work, f"bench-{name.replace(' ', '-')}")
+    session = Session(work, "bench-" + "-".join(name.replace(",", "").split()))
     events = session.events()
     cold = run([*HOOK, *options], next(events), env)  # starts the relay (if any)
     hooks, bases = [], []
@@ -164,6 +178,89 @@ def measure(
     )
 
 
+def post(port: int, payload: bytes, timeout: float = 10.0) -> float:
+    """One HTTP hook as Claude Code sends it (a new connection); its round trip in seconds."""
+    start = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("POST", "/hook", payload, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    elapsed = time.perf_counter() - start
+    if response.status != 200 or not body.startswith(b"{"):
+        raise SystemExit(f"the relay answered {response.status} {body[:200]!r}")
+    return elapsed
+
+
+def measure_http(
+    n: int, env: dict[str, str], work: Path, url: str, port: int
+) -> tuple[list[float], float]:
+    """HTTP hooks of the mix (SessionStart and Stop as command hooks, untimed); the round trips
+    and the median baseline."""
+    from store.integrations import hook_relay
+
+    command = [*HOOK, "--redis", url, "--namespace", NAMESPACE, "--http-port", str(port)]
+    session = Session(work, "bench-http")
+    events = session.events()
+    run(command, next(events), env)  # SessionStart: starts the relay (or adds the port)
+    if hook_relay.relay_status(url, NAMESPACE) is None:
+        raise SystemExit("no relay after the SessionStart hook")
+    trips, bases = [], []
+    while len(trips) < n:
+        payload = next(events)
+        bases.append(run(BASELINE, b"", env))
+        if b'"Stop"' in payload:
+            run(command, payload, env)
+        else:
+            trips.append(post(port, payload))
+    return trips, statistics.median(bases)
+
+
+def refused(port: int, n: int) -> list[float]:
+    """Round trips of hooks with nothing listening: the time Claude Code waits, refused."""
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        try:
+            post(port, b"{}")
+        except ConnectionRefusedError:
+            samples.append(time.perf_counter() - start)
+        else:
+            raise SystemExit("something answers on the relay's port")
+    return samples
+
+
+def frozen(port: int, pid: int, timeout: float, n: int) -> list[float]:
+    """Hooks to a relay stopped with SIGSTOP (it accepts, never answers): the client gives up
+    at ``timeout``."""
+    samples = []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            try:
+                post(port, b"{}", timeout=timeout)
+            except TimeoutError:
+                samples.append(time.perf_counter() - start)
+            else:
+                raise SystemExit("a stopped relay answered")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return samples
+
+
+def report_http(trips: list[float], base50: float) -> None:
+    p50, p99 = statistics.median(trips), percentile(trips, 99)
+    verdict = ("meets" if p99 * 1000 <= HTTP_P99_MS else "MISSES") + f" p99 <= {HTTP_P99_MS} ms"
+    print(
+        f"{'HTTP hook, store up':<22} p50 {p50 * 1000:6.2f} ms          p99 {p99 * 1000:6.2f} ms"
+        f"          {verdict} added per hook   [{len(trips)} hooks; "
+        f"`python -c pass` p50 {base50 * 1000:.1f} ms]"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="hook calls per case (default 200)")
@@ -171,6 +268,9 @@ async def main() -> None:
         "--direct", type=int, default=20, help="calls of the --direct case (0: skip it)"
     )
     parser.add_argument("--url", help="a Redis to use instead of a private one")
+    parser.add_argument(
+        "--frozen", type=int, default=3, help="hooks sent to a SIGSTOPped relay (0: skip)"
+    )
     args = parser.parse_args()
 
     from store.integrations import hook_relay
@@ -182,14 +282,47 @@ async def main() -> None:
     down = f"unix://{work}/nobody-listens.sock"
     async with bench_store(args.url) as conn:
         up = conn.url
-        print(f"memdash hook, {args.n} calls per case, each next to a `python -c pass` run")
+        print(f"{args.n} hooks per case, each next to a `python -c pass` run")
+        port = hook_relay.default_port(up, NAMESPACE)
+        while not hook_relay.port_free(port):
+            port += 1
         try:
+            trips, base50 = measure_http(args.n, env, work, up, port)
+            report_http(trips, base50)
+            status = hook_relay.relay_status(up, NAMESPACE)
+            assert status is not None
+            if args.frozen:
+                timeout = hook_relay.HTTP_TIMEOUT
+                waits = frozen(port, status[0], timeout, args.frozen)
+                print(
+                    f"{'HTTP, relay stopped':<22} max {max(waits) * 1000:6.0f} ms: the agent is "
+                    f"held until the installed timeout ({timeout} s), "
+                    + ("no longer" if max(waits) <= timeout + 0.05 else "LONGER")
+                    + f"   [SIGSTOP, {len(waits)} hooks]"
+                )
+            hook_relay.stop_relay(up, NAMESPACE)
+            waits = refused(port, 50)
+            print(
+                f"{'HTTP, relay down':<22} p50 {statistics.median(waits) * 1000:6.2f} ms"
+                f"          p99 {percentile(waits, 99) * 1000:6.2f} ms          connection "
+                f"refused: the agent goes on at once (bounded by the {hook_relay.HTTP_TIMEOUT} s "
+                "timeout)"
+            )
             store_options = ["--namespace", NAMESPACE]
-            measure("store up", ["--redis", up, *store_options], args.n, env, work, UP_P99_MS)
-            measure("store down", ["--redis", down, *store_options], args.n, env, work, DOWN_P99_MS)
+            measure(
+                "command, store up", ["--redis", up, *store_options], args.n, env, work, UP_P99_MS
+            )
+            measure(
+                "command, store down",
+                ["--redis", down, *store_options],
+                args.n,
+                env,
+                work,
+                DOWN_P99_MS,
+            )
             if args.direct:
                 measure(
-                    "store up, --direct",
+                    "command, --direct",
                     ["--redis", up, *store_options, "--direct"],
                     args.direct,
                     env,

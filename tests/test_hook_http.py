@@ -236,6 +236,12 @@ def test_bad_requests_are_refused_and_the_relay_survives(redis_url, relays):
     assert raw(
         b"POST /elsewhere HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
     ).startswith(b"HTTP/1.1 404 ")
+    # web pages cannot post hooks (a browser sends Origin; a rebound domain its own Host)
+    body = json.dumps(pre()).encode()
+    for header in (b"Origin: https://example.com", b"Host: evil.example:80"):
+        request = b"POST /hook HTTP/1.1\r\n" + header + b"\r\nContent-Length: "
+        request += str(len(body)).encode() + b"\r\n\r\n" + body
+        assert raw(request).startswith(b"HTTP/1.1 403 ")
     # chunked, and two requests on one kept-alive connection
     body = json.dumps(pre()).encode()
     chunked = (

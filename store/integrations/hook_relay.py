@@ -527,6 +527,7 @@ class HttpError(Exception):
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
@@ -629,6 +630,18 @@ def _http_response(status: int, body: bytes, *, keep: bool, extra: str = "") -> 
         f"Connection: {'keep-alive' if keep else 'close'}\r\n{extra}\r\n"
     )
     return head.encode() + body
+
+
+def _from_a_local_client(headers: dict[str, str]) -> bool:
+    """Not a web page: a browser sends ``Origin`` with a POST, and a page on a domain rebound to
+    127.0.0.1 sends its own ``Host``. Claude Code sends neither."""
+    if "origin" in headers:
+        return False
+    host = headers.get("host")
+    if host is None:
+        return True
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in ("127.0.0.1", "localhost", "[::1]")
 
 
 _STOP = object()
@@ -946,9 +959,17 @@ class Relay:
                     return
                 if request is None:
                     return
-                method, target, _headers, body, keep = request
+                method, target, headers, body, keep = request
                 path = target.split("?", 1)[0]
-                if path != HTTP_PATH and not path.startswith(HTTP_PATH + "/"):
+                if not _from_a_local_client(headers):
+                    log(
+                        f"HTTP request refused: Origin {headers.get('origin')!r}, "
+                        f"Host {headers.get('host')!r}",
+                        component="relay",
+                    )
+                    writer.write(_http_response(403, b'{"error": "forbidden"}', keep=False))
+                    keep = False
+                elif path != HTTP_PATH and not path.startswith(HTTP_PATH + "/"):
                     writer.write(_http_response(404, b'{"error": "not found"}', keep=keep))
                 elif method != "POST":
                     writer.write(
