@@ -47,7 +47,7 @@ _EXCEEDED = re.compile(r"Token exceeded: (-?\d+) > (-?\d+)")
 class BudgetExceededError(Exception):
     """A request needs more tokens than the budget has left; nothing was debited.
 
-    Takes a message (as the seed raises it) or ``tokens`` and ``remaining`` (as the tracker
+    Takes a message (as the usage examples raise it) or ``tokens`` and ``remaining`` (as the tracker
     does); either way ``tokens`` and ``remaining`` are set when the message carries them.
     """
 

@@ -55,7 +55,7 @@ local after = used + n
 -- The id as JSON: as is unless it has quotes or backslashes (control characters never get here).
 local quoted = string.find(id, '[\\"]') and cjson.encode(id) or '"' .. id .. '"'
 
--- the seed's rule: refuse tokens > remaining, where remaining never drops below 0 (so 0 tokens
+-- the usage examples' rule (tests/test_seed_example2.py): refuse tokens > remaining, where remaining never drops below 0 (so 0 tokens
 -- always fit, even when usage recorded without enforcement went past the limit)
 if enforce and n > math.max(limit - used, 0) then
   redis.call('DEL', seen)  -- a retry after the limit is raised must not count as a duplicate

@@ -211,7 +211,7 @@ class MemoryCache:
 
     @max_size.setter
     def max_size(self, max_size: int | None) -> None:
-        """Settable at any time (the seed sets it after ``__init__``); shrinking evicts."""
+        """Settable at any time (usage example 4 sets it after ``__init__``); shrinking evicts."""
         self._max_size = check_max_size(max_size)
         self._evict()
 

@@ -72,7 +72,8 @@ class SessionView:
 
     @property
     def context(self) -> Any:
-        """The value at MemoryKey("session", <session>, "context"), as the seed stores it."""
+        """The value at MemoryKey("session", <session>, "context"), as usage example 1 stores it
+        (tests/test_seed_example1.py)."""
         return self.memory.context if self.memory else None
 
     @property

@@ -22,7 +22,8 @@ from .connection import Connection, resolve
 from .keys import MemoryKey, SessionKeys, split_memory_member
 
 CONTEXT = ("session", "context")
-"""(scope, component) of a session's context, as the seed's Example 1 stores it."""
+"""(scope, component) of a session's context, as usage example 1 stores it
+(tests/test_seed_example1.py)."""
 
 
 class VersionConflictError(Exception):
@@ -226,7 +227,7 @@ class MemorySection:
 
 
 class SessionMemory(MemoryStore):
-    """The seed's Example 1: a user's session context, kept for an hour."""
+    """Usage example 1 (tests/test_seed_example1.py): a user's session context, kept for an hour."""
 
     CONTEXT_TTL = 3600
 

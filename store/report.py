@@ -71,7 +71,7 @@ class _Doc(BaseModel):
 
 
 class ContextEntry(_Doc):
-    """One MemoryStore value of the session (the seed's context is scope ``session``,
+    """One MemoryStore value of the session (the usage examples' context is scope ``session``,
     component ``context``)."""
 
     scope: str

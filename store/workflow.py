@@ -305,9 +305,9 @@ class StatefulMemory:
     updated by this object's own moves (and by a rejected :meth:`transition`, which learns the
     stored state for free). Moves are always checked against the stored state, never the mirror.
 
-    :meth:`set_state` + :meth:`record_transition` are the two halves of the seed's
+    :meth:`set_state` + :meth:`record_transition` are the two halves of the usage examples'
     ``transition`` (check on the mirror, save the state, record the move): ``set_state`` leaves
-    the mirror alone (the seed still reads it as the FROM state afterwards) and
+    the mirror alone (usage example 5 still reads it as the FROM state afterwards) and
     ``record_transition`` advances it. :meth:`transition` does both atomically in one script.
     """
 
@@ -520,9 +520,9 @@ class StatefulMemory:
         return seq
 
     async def set_state(self, state: str, data: Any = None, *, actor: str = DEFAULT_ACTOR) -> int:
-        """Save ``state`` and its ``data`` (first half of the seed's transition); returns the seq.
+        """Save ``state`` and its ``data`` (first half of usage example 5's transition); returns the seq.
 
-        No check against the definition (the seed checked the mirror), but the write happens only
+        No check against the definition (the example checked the mirror), but the write happens only
         if the stored state still is ``current_state``, the state the caller checked from: else
         :class:`InvalidTransitionError`, nothing written, ``workflow.rejected`` published, and
         the mirror left alone (call :meth:`load`). Does not advance ``current_state``: see
@@ -553,7 +553,7 @@ class StatefulMemory:
         *,
         actor: str = DEFAULT_ACTOR,
     ) -> int:
-        """Append ``from_state -> to_state`` to the history (second half of the seed's
+        """Append ``from_state -> to_state`` to the history (second half of usage example 5's
         transition) with the stored state's data, and advance ``current_state`` to ``to_state``.
 
         ``timestamp`` is when the move happened (a naive datetime is local time, as

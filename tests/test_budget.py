@@ -502,7 +502,7 @@ async def test_namespaces_do_not_share_budgets(conn):
 
 async def test_the_seeds_subclass_style_cannot_recurse_into_itself(conn):
     """record_usage and track_request both debit directly, so a subclass may build one on
-    the other (as the seed's Example 2 does) without looping."""
+    the other (as usage example 2 does) without looping."""
 
     class Tracked(TokenBudgetTracker):
         async def record_usage(self, request_id, tokens, timestamp=None, **kwargs):

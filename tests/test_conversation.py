@@ -36,7 +36,7 @@ async def stored_items(conn, session="s1"):
 
 async def test_append_numbers_messages_and_reads_them_back(conn):
     memory = ConversationMemory("s1", redis=conn)
-    at = datetime(2026, 11, 24, 6, 0, 0, 123456)  # naive, like the seed's datetime.now()
+    at = datetime(2026, 11, 24, 6, 0, 0, 123456)  # naive, like the usage examples' datetime.now()
     assert await memory.add_message("user", "hello") == 0
     assert await memory.append({"role": "assistant", "content": "hi", "timestamp": at}) == 1
     tool = {"role": "tool", "content": "ok", "context": {"tool": "grep"}, "tokens": 7, "model": "m"}

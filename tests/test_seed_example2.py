@@ -1,6 +1,6 @@
-"""The seed's Example 2, verbatim apart from its import lines (kept out of the formatter).
+"""Usage example 2 of the six (the document the store's API comes from), verbatim apart from its import lines (kept out of the formatter).
 
-The seed checks the budget and then records, two round trips; record_usage enforces the limit
+The example checks the budget and then records, two round trips; record_usage enforces the limit
 atomically by default, so even this subclass cannot overspend when callers race.
 """
 
@@ -47,7 +47,7 @@ async def test_seed_budget_tracks_and_raises_on_overspend(conn):
     assert await budget.get_remaining_budget() == 0
     status = await budget.status()
     assert (status.used, status.requests) == (1000, 2)
-    assert status.rejected == 0  # the seed's own check refused r2 before asking the server
+    assert status.rejected == 0  # the example's own check refused r2 before asking the server
 
 
 async def test_seed_budget_cannot_overspend_when_callers_race(conn):

@@ -1,5 +1,5 @@
-"""The seed's Example 3, verbatim apart from its import lines (kept byte-exact: not formatted,
-and its implicit Optional ``context: dict = None`` is the seed's)."""
+"""Usage example 3 of the six (the document the store's API comes from), verbatim apart from its import lines (kept byte-exact: not formatted,
+and its implicit Optional ``context: dict = None`` is the example's)."""
 
 # ruff: noqa: RUF013
 

@@ -1,4 +1,4 @@
-"""The seed's Example 4, verbatim apart from its import lines."""
+"""Usage example 4 of the six (the document the store's API comes from), verbatim apart from its import lines."""
 
 import asyncio
 from datetime import datetime
@@ -45,7 +45,7 @@ class LRUMemoryCache(MemoryCache):
 
 
 async def tick() -> None:
-    """datetime.now() has microsecond resolution: keep the seed's access times apart."""
+    """datetime.now() has microsecond resolution: keep the example's access times apart."""
     await asyncio.sleep(0.002)
 
 
@@ -61,10 +61,10 @@ async def test_seed_lru_cache_evicts_the_oldest_accessed_key(redis_url, monkeypa
     await tick()
     assert await cache.get("nope") is None
 
-    await cache.set("d", "D")  # full: the seed's own eviction deletes b
+    await cache.set("d", "D")  # full: the example's own eviction deletes b
     assert list(cache._data) == ["c", "a", "d"]
     await tick()
-    # The seed never forgets b's access time, so next time it deletes b again (a no-op that
+    # The example never forgets b's access time, so next time it deletes b again (a no-op that
     # must not raise) and MemoryCache's own LRU eviction keeps the size: c goes.
     await cache.set("e", "E")
     assert list(cache._data) == ["a", "d", "e"]

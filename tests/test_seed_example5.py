@@ -1,7 +1,7 @@
-"""The seed's Example 5, verbatim apart from its import lines (kept byte-exact: not formatted,
-and its implicit Optional ``data: dict = None`` is the seed's).
+"""Usage example 5 of the six (the document the store's API comes from), verbatim apart from its import lines (kept byte-exact: not formatted,
+and its implicit Optional ``data: dict = None`` is the example's).
 
-The seed checks the move on the local mirror, then saves the state, then records the move: two
+The example checks the move on the local mirror, then saves the state, then records the move: two
 round trips. ``set_state`` writes only if the stored state still is the mirror, so even this
 subclass cannot move twice from one state when callers race.
 """

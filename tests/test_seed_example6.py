@@ -1,4 +1,4 @@
-"""The seed's Example 6, verbatim apart from its import lines."""
+"""Usage example 6 of the six (the document the store's API comes from), verbatim apart from its import lines."""
 
 import asyncio
 import json

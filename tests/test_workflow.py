@@ -223,7 +223,7 @@ async def test_set_state_and_record_transition_are_the_seeds_two_halves(conn):
     flow = machine(conn)
     async with capture_events(conn) as log:
         await flow.set_state("coding", {"files": ["a.py"]})
-        assert flow.current_state == "planning"  # the seed reads it as the FROM state next
+        assert flow.current_state == "planning"  # usage example 5 reads it as the FROM state next
         assert (await machine(conn).load()).state == "coding"
         when = datetime(2026, 11, 24, 6, 0, 0, 123000, tzinfo=UTC)
         await flow.record_transition(from_state="planning", to_state="coding", timestamp=when)

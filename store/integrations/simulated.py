@@ -72,7 +72,7 @@ SKIPS = {"planning": "testing", "coding": "done", "testing": "done", "review": "
 PHASE_TURNS = {"planning": (2, 3), "coding": (6, 14), "testing": (1, 3), "review": (1, 1)}
 MODELS = ("claude-sonnet-4-5", "claude-sonnet-4-5", "claude-opus-4-1")
 
-MAX_MESSAGES = 50  # per conversation, as the seed's Example 3 keeps
+MAX_MESSAGES = 50  # per conversation, as usage example 3 keeps
 CACHE_SIZE = 16  # of ~25 keys a task reads: misses and evictions keep coming
 SEED_MESSAGES = (30, 45)  # history written at once when a simulation starts
 GENEROUS_LIMITS = (2_000_000, 3_000_000, 5_000_000)
@@ -592,7 +592,7 @@ class SimulatedAgent:
         try:
             if self._virtual is None:
                 await self.workflow.transition(target, data, actor="agent")
-            else:  # history: the seed's two halves, so the move is dated with the messages
+            else:  # history: usage example 5's two halves, so the move is dated with the messages
                 flow = self.workflow
                 await flow.set_state(target, data, actor="agent")
                 await flow.record_transition(flow.current_state, target, self._now(), actor="agent")
