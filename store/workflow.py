@@ -520,7 +520,8 @@ class StatefulMemory:
         return seq
 
     async def set_state(self, state: str, data: Any = None, *, actor: str = DEFAULT_ACTOR) -> int:
-        """Save ``state`` and its ``data`` (first half of usage example 5's transition); returns the seq.
+        """Save ``state`` and its ``data`` (first half of usage example 5's transition); returns
+        the seq.
 
         No check against the definition (the example checked the mirror), but the write happens only
         if the stored state still is ``current_state``, the state the caller checked from: else

@@ -1,4 +1,4 @@
-"""Usage example 1 of the six (the document the store's API comes from), verbatim apart from its import line."""
+"""Usage example 1 of the six the store's API comes from, verbatim apart from its import line."""
 
 from store import MemoryKey, MemoryStore
 

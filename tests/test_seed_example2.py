@@ -1,4 +1,5 @@
-"""Usage example 2 of the six (the document the store's API comes from), verbatim apart from its import lines (kept out of the formatter).
+"""Usage example 2 of the six the store's API comes from, verbatim apart from its import lines
+(kept out of the formatter).
 
 The example checks the budget and then records, two round trips; record_usage enforces the limit
 atomically by default, so even this subclass cannot overspend when callers race.

@@ -1,4 +1,5 @@
-"""Usage example 3 of the six (the document the store's API comes from), verbatim apart from its import lines (kept byte-exact: not formatted,
+"""Usage example 3 of the six the store's API comes from, verbatim apart from its import lines
+(kept byte-exact: not formatted,
 and its implicit Optional ``context: dict = None`` is the example's)."""
 
 # ruff: noqa: RUF013

@@ -1,4 +1,5 @@
-"""Usage example 5 of the six (the document the store's API comes from), verbatim apart from its import lines (kept byte-exact: not formatted,
+"""Usage example 5 of the six the store's API comes from, verbatim apart from its import lines
+(kept byte-exact: not formatted,
 and its implicit Optional ``data: dict = None`` is the example's).
 
 The example checks the move on the local mirror, then saves the state, then records the move: two

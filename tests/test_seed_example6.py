@@ -1,4 +1,4 @@
-"""Usage example 6 of the six (the document the store's API comes from), verbatim apart from its import lines."""
+"""Usage example 6 of the six the store's API comes from, verbatim apart from its import lines."""
 
 import asyncio
 import json
