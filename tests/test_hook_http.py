@@ -305,6 +305,16 @@ async def test_budget_and_workflow_options_reach_the_recorder(conn, redis_url, r
     assert (status.limit, status.binding) == (5000, True)
     task = await StatefulMemory.open("s3", name="task", redis=conn)
     assert (await task.load()).state == "a"
+    # MEMDASH_WORKFLOW in the hook's environment (Claude Code's settings "env") does the same;
+    # the hook reads it, not the relay, whose environment is its starter's.
+    relays.env["MEMDASH_WORKFLOW"] = str(flow)
+    try:
+        command_hook(relays, event("SessionStart", "s4"), redis_url)
+    finally:
+        del relays.env["MEMDASH_WORKFLOW"]
+    relays.barrier(redis_url)
+    task = await StatefulMemory.open("s4", name="task", redis=conn)
+    assert (await task.load()).state == "a"
 
 
 async def test_a_late_decision_is_answered_empty_and_its_notes_released(monkeypatch):

@@ -73,8 +73,6 @@ from store.workflow import DefinitionMismatchError, InvalidTransitionError, Stat
 from .transcript import fit, valid_text
 
 ACTOR = "claude-code"
-WORKFLOW_ENV = "MEMDASH_WORKFLOW"
-"""A project's task workflow file, when the hook command names none (settings' ``env``)."""
 SOURCE = "claude-code-hook"
 """``context.source`` of every message a hook records."""
 
@@ -812,13 +810,13 @@ def load_workflow_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 def task_workflow(
     session: str, conn: Connection, workflow_file: str | None = None
 ) -> StatefulMemory:
-    """The session's task workflow: the project's (``workflow_file``, or ``MEMDASH_WORKFLOW``)
-    or the default planning → coding → testing → review → done."""
+    """The session's task workflow: the project's (``workflow_file``: the hook command's
+    ``--workflow``, or ``MEMDASH_WORKFLOW`` in its environment) or the default planning →
+    coding → testing → review → done."""
     from store.steering import TASK_INITIAL, TASK_POLICIES, TASK_TRANSITIONS, TASK_WORKFLOW
 
-    source = workflow_file or os.environ.get(WORKFLOW_ENV)
-    if source:
-        data = load_workflow_file(source)
+    if workflow_file:
+        data = load_workflow_file(workflow_file)
         return StatefulMemory(
             session,
             transitions=data["transitions"],

@@ -85,8 +85,12 @@ def options(args: argparse.Namespace) -> dict[str, object]:
         found["http_port"] = args.http_port
     if getattr(args, "budget", None):
         found["budget"] = args.budget
-    if getattr(args, "workflow", None):
-        found["workflow"] = os.path.abspath(os.path.expanduser(args.workflow))
+    # The project's task workflow: --workflow, else MEMDASH_WORKFLOW from the environment
+    # Claude Code gives its hooks (settings' "env"), read here and not in the relay, whose
+    # environment is that of whichever hook started it.
+    workflow = getattr(args, "workflow", None) or os.environ.get("MEMDASH_WORKFLOW")
+    if workflow:
+        found["workflow"] = os.path.abspath(os.path.expanduser(workflow))
     return found
 
 
