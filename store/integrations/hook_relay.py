@@ -678,14 +678,12 @@ class Relay:
         self.idle = _seconds(IDLE_ENV, IDLE_SECONDS)
         self.hold = _seconds(HOLD_ENV, HOLD_SECONDS)
         self.recorder: Any = None
-        self.apply_options = False
         self.exit_reason = "idle"
 
     # --- lifecycle
 
     async def run(self) -> None:
         import asyncio
-        import inspect
 
         from store.integrations.claude_code import HookRecorder
 
@@ -697,7 +695,6 @@ class Relay:
         self.tasks = set()
         if self.recorder is None:
             self.recorder = HookRecorder.open(self.url, self.namespace)
-            self.apply_options = "options" in inspect.signature(self.recorder.apply).parameters
         unix = await asyncio.start_unix_server(self.on_unix, sock=self.unix_sock)
         for port in self.wanted_ports:
             await self.listen_http(port)
@@ -1033,10 +1030,9 @@ class Relay:
             await self._reply(rest, reply + "\n")
             return
         at = header.get("at")
-        kwargs: dict[str, Any] = {"received_at": at if isinstance(at, int | float) else None}
-        if self.apply_options:
-            kwargs["options"] = header
-        outcome = await self.recorder.apply(rest, **kwargs)
+        outcome = await self.recorder.apply(
+            rest, received_at=at if isinstance(at, int | float) else None, options=header
+        )
         self.counts[outcome.kind] = self.counts.get(outcome.kind, 0) + 1
 
 
