@@ -242,6 +242,24 @@ class Connection:
         return f"Connection({shown!r}, namespace={self.namespace!r})"
 
 
+class SessionBound:
+    """A component of one session (notes, control, steering): the validated session id, the
+    resolved connection and the session's keys."""
+
+    def __init__(
+        self,
+        session_id: str,
+        redis: Connection | aioredis.Redis | str | None = None,
+        *,
+        namespace: str | None = None,
+    ) -> None:
+        from .keys import check_part
+
+        self.session_id = check_part("session_id", session_id)
+        self.redis: Connection = resolve(redis, namespace)
+        self._session = self.redis.session(session_id)
+
+
 def connect(url: str | None = None, *, namespace: str | None = None) -> Connection:
     """A connection to ``url`` (or ``MEMDASH_REDIS_URL``, or the embedded server)."""
     return Connection(url, namespace=namespace)

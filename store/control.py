@@ -24,7 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .connection import Connection, resolve
+from .connection import Connection, SessionBound
 from .keys import SessionKeys, check_part
 
 MAX_WAITING_CHARS = 1000
@@ -86,7 +86,7 @@ def parse_waiting(raw: str | None) -> Waiting | None:
     return Waiting(int(data["ts"]), str(data["kind"]), str(data["message"]), data.get("tool"))
 
 
-class SessionControl:
+class SessionControl(SessionBound):
     """Pause/resume a session's agent; mark it waiting for a person."""
 
     def __init__(
@@ -96,9 +96,7 @@ class SessionControl:
         *,
         namespace: str | None = None,
     ) -> None:
-        self.session_id = check_part("session_id", session_id)
-        self.redis: Connection = resolve(redis, namespace)
-        self._session = self.redis.session(session_id)
+        super().__init__(session_id, redis, namespace=namespace)
         self._key = self._session.key("control")
         self._log = self._key + ":log"
         self._conversation_n = self._session.key("conversation") + ":n"

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
-from .connection import Connection, resolve
+from .connection import Connection, SessionBound
 from .keys import SessionKeys, check_part
 
 MAX_NOTE_BYTES = 8 * 1024
@@ -163,7 +163,7 @@ def note_keys(keys: SessionKeys) -> tuple[str, str, str]:
     return base, base + ":state", base + ":delivered"
 
 
-class Notes:
+class Notes(SessionBound):
     """A session's operator notes."""
 
     def __init__(
@@ -173,9 +173,7 @@ class Notes:
         *,
         namespace: str | None = None,
     ) -> None:
-        self.session_id = check_part("session_id", session_id)
-        self.redis: Connection = resolve(redis, namespace)
-        self._session = self.redis.session(session_id)
+        super().__init__(session_id, redis, namespace=namespace)
         self._keys = note_keys(self._session)
 
     async def add(self, text: str, *, author: str = "operator", kind: Kind = "note") -> int:

@@ -26,9 +26,8 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
-from .connection import Connection, resolve
+from .connection import Connection, SessionBound
 from .control import PAUSED_REASON
-from .keys import check_part
 from .notes import Handed, Notes, delivery_by, format_for_agent, handed, note_keys
 from .workflow import ToolPolicy, check_policies, workflow_key
 
@@ -121,7 +120,7 @@ def _policies(definition: str) -> dict[str, ToolPolicy]:
     return policies
 
 
-class Steering:
+class Steering(SessionBound):
     """One session's steering, read by the hooks of its agent."""
 
     def __init__(
@@ -131,9 +130,7 @@ class Steering:
         *,
         namespace: str | None = None,
     ) -> None:
-        self.session_id = check_part("session_id", session_id)
-        self.redis: Connection = resolve(redis, namespace)
-        self._session = self.redis.session(session_id)
+        super().__init__(session_id, redis, namespace=namespace)
         self._keys = (
             self._session.key("budget"),
             self._session.key("control"),

@@ -70,7 +70,7 @@ from store.memory import MemoryStore, SessionMemory, VersionConflictError
 from store.steering import Decision, Steering
 from store.workflow import DefinitionMismatchError, InvalidTransitionError, StatefulMemory
 
-from .transcript import fit, valid_text
+from .transcript import TranscriptResult, fit, valid_text
 
 ACTOR = "claude-code"
 SOURCE = "claude-code-hook"
@@ -549,8 +549,6 @@ class HookRecorder:
         """A subagent's transcript, read live: its own file (``<session>/subagents/agent-<id>
         .jsonl`` beside the session's, or SubagentStop's ``agent_transcript_path``). Its lines
         are sidechain messages of the parent session, tagged with the subagent's id."""
-        from store.integrations.transcript import record_transcript
-
         named = getattr(payload, "agent_transcript_path", None)
         if named:
             path = Path(os.path.expanduser(named))
@@ -559,21 +557,11 @@ class HookRecorder:
             path = main.with_suffix("") / "subagents" / f"agent-{agent_id}.jsonl"
         else:
             return
-        offset = 0 if self.offsets is None else self.offsets.get(path)
-        try:
-            result = await record_transcript(
-                self.conn,
-                path,
-                offset=offset,
-                session_id=payload.session_id,
-                save_context=False,
+        with contextlib.suppress(OSError):  # not written yet (SubagentStart), or gone
+            await self._read_on(
+                path, payload.session_id, save_context=False,
                 complete=isinstance(payload, SubagentStop),
-            )
-        except OSError:
-            return  # not written yet (SubagentStart), or gone: the next hook reads it
-        if self.offsets is not None:
-            with contextlib.suppress(OSError):
-                self.offsets.set(path, result.offset)
+            )  # fmt: skip
 
     async def _failed(self, payload: StopFailure, at: datetime) -> None:
         """The turn ended with an API error: said in the conversation, as Claude Code says it."""
@@ -750,18 +738,12 @@ class HookRecorder:
     async def _sync(self, payload: HookPayload) -> str | None:
         """Record the transcript's new lines (from where the last hook left it); a summary, or
         None when the payload names no readable transcript."""
-        from store.integrations.transcript import record_transcript
-
         if not payload.transcript_path:
             return None
-        path = Path(os.path.expanduser(payload.transcript_path))
-        offset = 0 if self.offsets is None else self.offsets.get(path)
         try:
-            result = await record_transcript(
-                self.conn,
-                path,
-                offset=offset,
-                session_id=payload.session_id,
+            result = await self._read_on(
+                Path(os.path.expanduser(payload.transcript_path)),
+                payload.session_id,
                 # SessionStart keeps the context itself; Stop fills it if that was missed.
                 save_context=isinstance(payload, Stop),
                 # Mid-turn, the response being written is left for the next hook (its usage
@@ -774,13 +756,31 @@ class HookRecorder:
             return "transcript not written yet"
         except OSError:
             return None
-        if self.offsets is not None:
-            with contextlib.suppress(OSError):
-                self.offsets.set(path, result.offset)
         return (
             f"transcript +{result.messages_added} messages, +{result.usage_added} usage, "
             f"{result.duplicates} duplicates, {result.malformed} malformed"
         )
+
+    async def _read_on(
+        self, path: Path, session: str, *, save_context: bool, complete: bool
+    ) -> TranscriptResult:
+        """Record a transcript's lines from where the last hook left it, and remember where
+        this read stopped. Raises OSError when the file cannot be read."""
+        from store.integrations.transcript import record_transcript
+
+        offset = 0 if self.offsets is None else self.offsets.get(path)
+        result = await record_transcript(
+            self.conn,
+            path,
+            offset=offset,
+            session_id=session,
+            save_context=save_context,
+            complete=complete,
+        )
+        if self.offsets is not None:
+            with contextlib.suppress(OSError):
+                self.offsets.set(path, result.offset)
+        return result
 
 
 def _agent_id(payload: HookPayload) -> str | None:
