@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .keys import MemoryKey
     from .memory import MemoryEntry, MemoryStore, SessionMemory, VersionConflictError
     from .notes import Note, Notes
+    from .sessions import Deletion, Sessions
     from .steering import Decision, Steering
     from .sync import DistributedMemory
     from .workflow import (
@@ -44,6 +45,8 @@ _HOME = {
     "Waiting": "control",
     "Note": "notes",
     "Notes": "notes",
+    "Deletion": "sessions",
+    "Sessions": "sessions",
     "Decision": "steering",
     "Steering": "steering",
     "ToolPolicy": "workflow",
@@ -102,6 +105,7 @@ __all__ = [
     "ConversationSpan",
     "Decision",
     "DefinitionMismatchError",
+    "Deletion",
     "DistributedMemory",
     "Feed",
     "InvalidTransitionError",
@@ -115,6 +119,7 @@ __all__ = [
     "SessionControl",
     "SessionMemory",
     "SessionView",
+    "Sessions",
     "StatefulMemory",
     "Steering",
     "TokenBudgetTracker",

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["connecting", "connected", "reconnecting", "resynced"]
 RESYNC = "resync"
+DELETED = "session.delete"  # the session is gone (store.sessions): its view is dropped
 MAX_BACKOFF = 2.0
 SLICE = 0.004
 """Seconds of events handled before the feed lets the rest of the loop run. Buffered pub/sub
@@ -169,10 +170,16 @@ async def read_namespace(
     start = 0
     while True:
         page = await conn.client.zrevrange(conn.keys.sessions, start, start + page_size - 1)
-        views.update(await read_sessions(conn, page, sections))
+        read = await read_sessions(conn, page, sections)
+        views.update((s, v) for s, v in read.items() if _exists(v))  # deleted since listed
         if len(page) < page_size:
             return views
         start += page_size
+
+
+def _exists(view: SessionView) -> bool:
+    """False for the view ``read_sessions`` gives of a session that has no keys (deleted)."""
+    return view.seq > 0 or view.last_activity > 0
 
 
 class Feed:
@@ -312,6 +319,9 @@ class Feed:
             self.dropped += 1
             return
         view = self.sessions.get(event.session)
+        if event.kind == DELETED:
+            await self._deleted(view, event)
+            return
         if view is None:
             if event.seq != 1:  # a session we have not seen from its start: read it
                 await self._resync(event.session)
@@ -343,8 +353,24 @@ class Feed:
                     break
         return section
 
+    async def _deleted(self, view: SessionView | None, event: ChangeEvent) -> None:
+        """Drop the session's view. A view created at or after the delete may be the session
+        started again by a writer (the snapshot was read after both): the store decides."""
+        if view is None:
+            return
+        if view.created is not None and view.created >= event.ts:
+            await self._resync(event.session)
+            return
+        del self.sessions[event.session]
+        self.applied += 1
+        self._emit(Change(event.session, DELETED, event.seq))
+
     async def _resync(self, session: str) -> None:
         views = await read_sessions(self.redis, [session], self._sections)
+        if not _exists(views[session]):  # deleted: no ghost row
+            if self.sessions.pop(session, None) is not None:
+                self._emit(Change(session, DELETED, 0))  # seq 0: found gone by a re-read
+            return
         self.sessions[session] = views[session]
         self._emit(Change(session, RESYNC, views[session].seq))
 

@@ -53,7 +53,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -328,6 +328,72 @@ class TranscriptOffsets:
         temporary = target.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(record))
         os.replace(temporary, target)
+
+    STALE_SECONDS = 30 * 86400
+    """An offset file not written for this long is dropped by :meth:`prune` (``memdash
+    prune``): its transcript is done with, and reading it again from 0 is always correct."""
+
+    @staticmethod
+    def default_directory() -> Path:
+        """Where the hooks keep them: ``<user data dir>/transcript-offsets``."""
+        from store import embedded
+
+        return embedded.data_dir() / "transcript-offsets"
+
+    @classmethod
+    def prune(
+        cls,
+        directory: Path,
+        *,
+        transcripts: Iterable[str] = (),
+        stale: bool = False,
+        now: float | None = None,
+        dry_run: bool = False,
+    ) -> list[Path]:
+        """Drop the offset files of ``transcripts`` (of any store: another store merely reads
+        the transcript again) and of their subagents' transcripts (``<transcript without
+        .jsonl>/subagents/…``); with ``stale``, also those whose transcript no longer exists,
+        that cannot be read, or that were not written for :attr:`STALE_SECONDS`. One pass over
+        the directory, at the caller's request only: the hooks never pay for it. Returns the
+        files dropped (with ``dry_run``: that would be)."""
+        exact: set[str] = set()
+        trees: list[str] = []
+        for transcript in transcripts:
+            path = os.path.normpath(os.path.expanduser(transcript))
+            exact.add(path)
+            trees.append(os.path.join(os.path.splitext(path)[0], "subagents") + os.sep)
+        if now is None:
+            import time
+
+            now = time.time()
+        dropped: list[Path] = []
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return dropped
+        for entry in entries:
+            if not entry.name.endswith((".json", ".tmp")):
+                continue
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue  # gone meanwhile
+            if entry.name.endswith(".tmp"):  # a hook's write in progress, or one it abandoned
+                drop = stale and age > 60
+            else:
+                try:
+                    path = os.path.normpath(json.loads(Path(entry.path).read_text())["path"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    drop = stale  # unreadable: of no use to a hook
+                else:
+                    gone = stale and (age > cls.STALE_SECONDS or not os.path.exists(path))
+                    drop = gone or path in exact or path.startswith(tuple(trees))
+            if drop:
+                dropped.append(Path(entry.path))
+                if not dry_run:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        return dropped
 
 
 class HookRecorder:

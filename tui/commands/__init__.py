@@ -22,6 +22,8 @@ COMMANDS = {
     "budget": "steer",
     "pause": "steer",
     "resume": "steer",
+    "rm": "sessions",
+    "prune": "sessions",
 }
 """Command name -> module. The CLI imports only the module of the command being run (all of them
 for help or the dashboard): a `memdash hook` must not pay for the others' imports."""

@@ -23,6 +23,7 @@ DEFAULT_RATE = 20.0
 DEFAULT_SESSIONS = 4
 MAX_SESSIONS = 8
 STOP_SECONDS = 10.0  # for the child to finish its operations in flight and report
+KEEP_SESSIONS = 20  # the demo's own namespace keeps its most recent sessions, no more
 
 
 def sessions_count(text: str) -> int:
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     url = getattr(args, "redis", None) or embedded.ensure_running()
     namespace = getattr(args, "namespace", None) or NAMESPACE
     log = embedded.data_dir() / "demo.log"
+    if namespace == NAMESPACE:  # only the demo's own: a namespace given may hold real data
+        prune_demo(url, namespace)
     with simulation(
         url, namespace, sessions=args.sessions, rate=args.rate, seed=args.seed, log=log
     ) as agents:
@@ -83,6 +86,31 @@ def run(args: argparse.Namespace) -> int:
         "`memdash server --stop` stops the embedded Redis."
     )
     return 0
+
+
+def prune_demo(url: str, namespace: str = NAMESPACE, keep: int = KEEP_SESSIONS) -> int:
+    """Delete all but the ``keep`` most recently active sessions of the demo's namespace (as
+    `memdash rm` does), so demo after demo does not grow the store; how many went. A failure
+    is said and the demo goes on (the dashboard shows the store's state anyway)."""
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    from store import connect
+    from store.sessions import Sessions
+
+    async def main() -> int:
+        conn = connect(url, namespace=namespace)
+        try:
+            return len(await Sessions(conn).keep_newest(keep))
+        finally:
+            await conn.aclose()
+
+    try:
+        return asyncio.run(main())
+    except (RedisError, OSError, RuntimeError) as error:
+        print(f"memdash demo: could not prune the old demo sessions: {error}", file=sys.stderr)
+        return 0
 
 
 @contextlib.contextmanager
