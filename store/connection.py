@@ -8,6 +8,7 @@ then ``memdash``; every key and channel of namespace NS starts with ``NS:``.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import weakref
 from collections.abc import Sequence
@@ -15,8 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from . import embedded
 from .keys import NamespaceKeys, SessionKeys, check_namespace
@@ -126,6 +128,18 @@ class _Clients:
                 await client.aclose()
 
 
+def _pack(args: Sequence[Any]) -> bytes:
+    """Arguments as RESP bulk strings (str as UTF-8, int in decimal, bytes as they are)."""
+    parts: list[bytes] = []
+    for arg in args:
+        if type(arg) is str:
+            arg = arg.encode()
+        elif type(arg) is int:
+            arg = b"%d" % arg
+        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return b"".join(parts)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop:
     try:
         return asyncio.get_running_loop()
@@ -221,6 +235,77 @@ class Connection:
                 session.header,
                 *args,
             )
+
+    async def run_many(
+        self,
+        script: str,
+        calls: Sequence[tuple[SessionKeys, Sequence[str], Sequence[Any]]],
+    ) -> list[Any]:
+        """Run ``store/<script>.lua`` once per ``(session, keys, args)`` call, pipelined.
+
+        All the calls go out together on one connection and their replies are read together:
+        one round trip however many there are (no MULTI: each call is its own atomic script, as
+        with :meth:`run`, and they run in the order given). Returns each call's reply, or its
+        error reply as an exception instance (nothing is raised for one); a connection lost
+        before any reply was read is retried once, as redis-py retries. Calls refused with
+        NOSCRIPT (a restarted or different server) are sent again, in their order, once the
+        script is loaded. Arguments are str, bytes or int.
+        """
+        if not calls:
+            return []
+        lua = self._clients.script(script)
+        client = self._clients.client()
+        sessions = self.keys.sessions.encode()
+
+        def packed(indices: Sequence[int]) -> bytes:
+            sha = lua.sha.encode()
+            parts: list[bytes] = []
+            heads: dict[tuple[str, tuple[str, ...], int], bytes] = {}  # same session and keys
+            for i in indices:
+                session, keys, args = calls[i]
+                keys = tuple(keys)
+                head = heads.get((session.session, keys, len(args)))
+                if head is None:
+                    fixed = [b"EVALSHA", sha, b"%d" % (2 + len(keys)), session.meta, sessions]
+                    fixed += (*keys, session.session, session.header)
+                    head = b"*%d\r\n" % (len(fixed) + len(args)) + _pack(fixed)
+                    heads[(session.session, keys, len(args))] = head
+                parts += (head, _pack(args))
+            return b"".join(parts)
+
+        async def send(indices: Sequence[int], retry: bool = True) -> list[Any]:
+            pool = client.connection_pool
+            connection = await pool.get_connection()
+            replies: list[Any] = []
+            try:
+                await connection.send_packed_command(packed(indices))
+                # One deadline for the replies (redis-py would arm one per reply, which costs
+                # more than reading it): the connection's socket timeout, if any.
+                async with asyncio.timeout(connection.socket_timeout or None):
+                    for _ in indices:
+                        try:
+                            replies.append(await connection.read_response(timeout=math.inf))
+                        except ResponseError as error:
+                            replies.append(error)
+                return replies
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+                await connection.disconnect(nowait=True)
+                if replies or not retry:
+                    raise
+            except BaseException:  # cancelled mid-read: the replies left unread go with it
+                await connection.disconnect(nowait=True)
+                raise
+            finally:
+                await pool.release(connection)
+            return await send(indices, retry=False)
+
+        replies = await send(range(len(calls)))
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            lua.sha = await client.script_load(lua.script)
+            for i, reply in zip(missing, await send(missing), strict=True):
+                replies[i] = reply
+        return replies
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

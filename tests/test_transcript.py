@@ -443,3 +443,102 @@ async def test_mid_turn_a_trailing_response_is_shown_and_counted_when_whole(conn
 async def test_a_missing_file_raises_oserror(conn, tmp_path):
     with pytest.raises(OSError):
         await record_transcript(conn, tmp_path / "nope.jsonl")
+
+
+async def test_what_is_sent_is_what_conversation_memory_would_send(conn, tmp_path):
+    """The pipelined writes build the append's JSON and event head themselves: they must be
+    exactly encode_message's, and the stored messages those of append_unique."""
+    from store.conversation import encode_message
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        SHOP_FILE.read_text(encoding="utf-8", errors="surrogateescape")
+        + line("no-time", content='é \x01 \\ " ok')
+    )
+    result = transcript.TranscriptResult(offset=0)
+    entries = []
+    with open(path, "rb") as file:
+        for batch, _ in transcript._batches(file, result, None, True):
+            entries += batch or []
+    assert entries
+    for entry in entries:
+        message = transcript._message(entry.line, 42 if entry.line.type == "assistant" else None)
+        text, head = transcript._encode(message)
+        if "timestamp" not in message:  # now: the same instant for both
+            message["timestamp"] = datetime.now(UTC)
+            text, head = transcript._encode(message)
+        _, expected_text, expected_head = encode_message(message)
+        assert (text.decode(), head.decode()) == (expected_text, expected_head)
+
+
+async def test_a_long_file_is_written_in_pipelined_batches_in_order(conn, tmp_path, monkeypatch):
+    monkeypatch.setattr(transcript, "BATCH_LINES", 7)
+    monkeypatch.setattr(transcript, "TICK_LINES", 3)
+    monkeypatch.setattr(transcript, "READ_BYTES", 100)  # lines cut across reads
+    path = tmp_path / "long.jsonl"
+    lines = []
+    for n in range(60):
+        lines.append(line(f"q-{n}", content=f"question {n}"))
+        lines.append(
+            response(f"a-{n}", f"msg_{n}", [{"type": "text", "text": f"answer {n}"}], (1, n, 0, 0))
+        )
+    path.write_text("".join(lines))
+    reached: list[int] = []
+
+    result = await record_transcript(conn, path, progress=reached.append)
+
+    assert (result.messages_added, result.usage_added, result.lines) == (120, 60, 120)
+    stored = await messages(conn)
+    assert [m["context"]["uuid"] for m in stored] == [
+        uuid for n in range(60) for uuid in (f"q-{n}", f"a-{n}")
+    ]
+    assert (await budget(conn).status()).used == 60 + sum(range(60))
+    # progress: bytes recorded so far, rising to the file's size
+    assert reached == sorted(reached) and len(reached) > 10
+    assert reached[-1] == path.stat().st_size
+    assert all(path.read_bytes()[:done].endswith(b"\n") for done in reached)
+    again = await record_transcript(conn, path)
+    assert (again.messages_added, again.duplicates, again.usage_added) == (0, 120, 0)
+
+
+async def test_a_restarted_store_without_the_scripts_is_written_all_the_same(conn, tmp_path):
+    """NOSCRIPT on the pipelined path: the scripts are loaded and the calls sent again."""
+    path = tmp_path / "flush.jsonl"
+    path.write_text(SHOP_FILE.read_text())
+    await record_transcript(conn, path)
+    await conn.client.script_flush()
+    path.write_text(
+        SHOP_FILE.read_text()
+        + line("late-q", content="one more")
+        + response("late-a", "msg_late", [{"type": "text", "text": "ok"}], (1, 2, 3, 4))
+    )
+
+    result = await record_transcript(conn, path)
+
+    assert (result.messages_added, result.usage_added, result.duplicates) == (2, 1, 13)
+    assert (await budget(conn).status()).used == SHOP_TOKENS + 10
+
+
+async def test_lines_json_loads_takes_are_read_as_before(conn, tmp_path):
+    """pydantic_core's parser refuses a few things json.loads takes (a byte-order mark, lone
+    surrogates): those lines are read as before, not counted malformed."""
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + line("bom", content="with a BOM").encode()
+        + line("sur", content="\ud800 alone").encode("utf-8", "surrogatepass")
+        + json.dumps(
+            {
+                "type": "user",
+                "uuid": "esc",
+                "sessionId": SHOP,
+                "message": {"role": "user", "content": "\ud800"},
+            }
+        ).encode()
+        + b"\n{not json\n"
+    )
+
+    result = await record_transcript(conn, path)
+
+    assert (result.messages_added, result.malformed) == (3, 1)
+    assert [m["content"] for m in await messages(conn)] == ["with a BOM", "? alone", "?"]

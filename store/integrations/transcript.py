@@ -49,20 +49,21 @@ returned offset is just past the last one, so a caller that saves it reads on fr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from store.budget import MAX_MODEL_LENGTH, TokenBudgetTracker
-from store.conversation import MAX_MESSAGE_BYTES, ConversationMemory
-from store.keys import check_part
+from store.budget import COUNTS, MAX_MODEL_LENGTH, MAX_TOKENS, check_request_id
+from store.conversation import MAX_MESSAGE_BYTES, PREVIEW_CHARS
+from store.keys import SessionKeys, check_part
 from store.memory import MemoryStore, SessionMemory, VersionConflictError
 
 if TYPE_CHECKING:
@@ -78,7 +79,13 @@ anyway. An operator's ``set_limit`` (e.g. ``l`` in the dashboard) replaces it.""
 BATCH_LINES = 1000
 BATCH_BYTES = 8 * 1024 * 1024
 """Lines (or bytes of them) parsed before they are recorded, whichever comes first; a batch
-ends only between two responses, so a response's usage is read whole."""
+ends only between two responses, so a response's usage is read whole. A batch is written in
+two round trips (its messages, then its responses' usage), so memory stays bounded whatever
+the file's size."""
+READ_BYTES = 1024 * 1024
+"""The file is read in chunks of this many bytes."""
+TICK_LINES = 32
+"""Lines parsed between two looks at the batch being written (see record_transcript)."""
 SYNTHETIC_MODEL = "<synthetic>"
 MAX_CONTENT_BYTES = MAX_MESSAGE_BYTES - 16 * 1024
 """Most bytes (as JSON) of a message's content; the rest is room for its context and fields."""
@@ -225,12 +232,35 @@ async def record_transcript(
         # Reading from where an earlier read stopped short of a response: that response's first
         # line is stored already, but its usage was left for now.
         recorder = _Recorder(conn, result, resuming=offset > 0)
-        for batch in _batches(file, result, session_id, complete):
-            for entry in batch:
-                _remember_context(contexts, entry, source)
+
+        async def write(batch: list[_Entry], done: int) -> None:
             await recorder.record(batch)
             if progress is not None:
-                progress(result.offset)
+                progress(done)
+
+        # A batch is written while the next one is parsed: the store works while Python reads.
+        # Batches go out one after the other (a batch waits for the one before), and the parse
+        # pauses every TICK_LINES lines to let the loop send and read for the batch in flight.
+        writing: asyncio.Task[None] | None = None
+        try:
+            for batch, done in _batches(file, result, session_id, complete):
+                if batch is None:
+                    if writing is not None and not writing.done():
+                        await asyncio.sleep(0)
+                    continue
+                for entry in batch:
+                    _remember_context(contexts, entry, source)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(write(batch, done))
+                await asyncio.sleep(0)  # let it send
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(BaseException):
+                    await writing
     if save_context and contexts:
         memory = MemoryStore(conn)
         for session, context in contexts.items():
@@ -240,10 +270,25 @@ async def record_transcript(
     return result
 
 
+def _lines(file: Any) -> Iterator[bytes]:
+    """The file's complete lines (each ending in a newline), read in large chunks; a last line
+    without its newline is still being written: the next call reads it whole."""
+    rest = b""
+    while chunk := file.read(READ_BYTES):
+        lines = chunk.split(b"\n")
+        if rest:
+            lines[0] = rest + lines[0]
+        rest = lines.pop()
+        for line in lines:
+            yield line + b"\n"
+
+
 def _batches(
     file: Any, result: TranscriptResult, session_id: str | None, complete: bool
-) -> Iterator[list[_Entry]]:
-    """Parsed entries of the complete lines, in batches that end between two responses.
+) -> Iterator[tuple[list[_Entry] | None, int]]:
+    """Parsed entries of the complete lines, in batches that end between two responses, each
+    with the offset just past the lines it accounts for (what a progress bar may call done);
+    every TICK_LINES lines a ``None`` batch (a moment for the caller to do something else).
 
     Unless ``complete``, a response the file ends with is held back (``result.offset`` stays
     before its first line): more of its lines, with fuller usage, may still come.
@@ -252,12 +297,12 @@ def _batches(
     size = 0
     previous_response: str | None = None
     trailing: tuple[int, int, int] | None = None  # the last response: batch index, offset, lines
-    for raw in iter(file.readline, b""):
-        if not raw.endswith(b"\n"):
-            break  # still being written: the next call reads it whole
+    for raw in _lines(file):
         starts = result.offset
         result.offset += len(raw)
         result.lines += 1
+        if not result.lines % TICK_LINES:
+            yield None, starts
         entry = _parse(raw, result, session_id)
         if entry is None:
             trailing = None  # another line follows the response: it is finished
@@ -265,7 +310,7 @@ def _batches(
         response = entry.line.message.id if entry.line.type == "assistant" else None
         full = len(batch) >= BATCH_LINES or size >= BATCH_BYTES
         if full and (response is None or response != previous_response):
-            yield batch
+            yield batch, starts
             batch, size = [], 0
         if response is None:
             trailing = None
@@ -281,7 +326,7 @@ def _batches(
         for entry in batch[index:]:
             entry.deferred = True
     if batch:
-        yield batch
+        yield batch, result.offset
 
 
 def _parse(raw: bytes, result: TranscriptResult, session_id: str | None) -> _Entry | None:
@@ -289,7 +334,7 @@ def _parse(raw: bytes, result: TranscriptResult, session_id: str | None) -> _Ent
     if not text:
         return None
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except ValueError:  # not JSON, or not UTF-8
         result.malformed += 1
         return None
@@ -320,6 +365,16 @@ def _parse(raw: bytes, result: TranscriptResult, session_id: str | None) -> _Ent
     return _Entry(line, session, request)
 
 
+def _loads(text: bytes) -> Any:
+    """``json.loads(text)``, sooner: pydantic_core's parser (~3x faster) takes all but a few of
+    what json.loads takes, with the same result; those few (a byte-order mark, surrogates
+    encoded in UTF-8 or escaped alone) go to json.loads, so what is read is exactly as before."""
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        return json.loads(text)
+
+
 def _has_usage(data: dict[str, Any]) -> bool:
     message = data.get("message")
     return isinstance(message, dict) and isinstance(message.get("usage"), dict)
@@ -346,34 +401,21 @@ def _remember_context(contexts: dict[str, dict[str, Any]], entry: _Entry, source
 
 
 class _Recorder:
-    """Writes batches of entries through ConversationMemory and TokenBudgetTracker."""
+    """Writes batches of entries with the scripts of ConversationMemory.append_unique and
+    TokenBudgetTracker.record_usage, pipelined: a batch's messages in one round trip (each its
+    own atomic, id-deduplicated append, in order), then the usage of the responses whose first
+    line was new to the store in a second one."""
 
     def __init__(self, conn: Connection, result: TranscriptResult, *, resuming: bool) -> None:
         self.conn = conn
         self.result = result
         self._resuming = resuming  # the first entry read may be a response left open before
         self._resumed: str | None = None
-        self._conversations: dict[str, Any] = {}
-        self._budgets: dict[str, Any] = {}
-
-    def _conversation(self, session: str) -> Any:
-        conversation = self._conversations.get(session)
-        if conversation is None:
-            conversation = self._conversations[session] = ConversationMemory(
-                session, redis=self.conn
-            )
-        return conversation
-
-    def _budget(self, session: str) -> Any:
-        budget = self._budgets.get(session)
-        if budget is None:
-            budget = self._budgets[session] = TokenBudgetTracker(
-                session, SESSION_TOKEN_LIMIT, redis=self.conn
-            )
-        return budget
 
     async def record(self, batch: list[_Entry]) -> None:
         requests = _requests(batch)
+        appends: list[tuple[SessionKeys, tuple[str], tuple[bytes, bytes, str, str]]] = []
+        planned: list[tuple[_Entry, _Request | None, bool]] = []
         for entry in batch:
             if self._resuming:
                 self._resuming = False
@@ -382,50 +424,93 @@ class _Recorder:
             first = request is not None and request.first_uuid == entry.line.uuid
             counted = first and not entry.deferred and request is not None and request.tokens
             message = _message(entry.line, request.tokens if counted and request else None)
-            conversation = self._conversation(entry.session)
             try:
-                index = await conversation.append_unique(message, entry.line.uuid)
-            except ValueError:  # the store refused what we made of the line
+                text, head = _encode(message)
+            except ValueError:  # the store would refuse what we made of the line
                 self.result.malformed += 1
                 continue
-            if index is None:
+            keys = self.conn.session(entry.session)
+            appends.append((keys, (keys.key("conversation"),), (text, head, "", entry.line.uuid)))
+            planned.append((entry, request if counted else None, "cut_bytes" in message["context"]))
+        replies = await self.conn.run_many("conversation_append", appends)
+        debits: list[tuple[SessionKeys, tuple[()], list[object]]] = []
+        for (entry, request, cut), reply in zip(planned, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            _index, _first, written = reply
+            if not written:  # a message with this id is stored already: nothing was written
                 self.result.duplicates += 1
-                if counted and request is not None and entry.request == self._resumed:
-                    await self._record_usage(entry, request)  # the response left open before
+                if request is not None and entry.request == self._resumed:
+                    debits.append(_debit(self.conn, entry, request))  # the response left open
                 continue
             self.result.messages_added += 1
-            if "cut_bytes" in message["context"]:
+            if cut:
                 self.result.truncated += 1
-            if counted and request is not None:
-                await self._record_usage(entry, request)
-        for conversation in self._conversations.values():
-            conversation.history.clear()  # the local mirror: an import must not hold it all
+            if request is not None:
+                debits.append(_debit(self.conn, entry, request))
+        for reply in await self.conn.run_many("budget_debit", debits):
+            if isinstance(reply, Exception):
+                raise reply
+            if reply[0]:  # 0: the request id was counted already (within 24 h)
+                self.result.usage_added += 1
 
-    async def _record_usage(self, entry: _Entry, request: _Request) -> None:
-        model = request.model
-        if model is not None:
-            try:
-                check_part("model", model)
-            except ValueError:
-                model = None
-            if model is not None and len(model) > MAX_MODEL_LENGTH:
-                model = None
-        input_, output, creation, read = request.counts
-        assert entry.request is not None
-        debit = await self._budget(entry.session).record_usage(
-            entry.request[:256],
-            request.tokens,
-            request.timestamp,
-            enforce_limit=False,
-            input_tokens=input_,
-            output_tokens=output,
-            cache_creation_input_tokens=creation,
-            cache_read_input_tokens=read,
-            model=model,
-            sidechain=bool(entry.line.isSidechain),
-        )
-        if not debit.duplicate:
-            self.result.usage_added += 1
+
+def _debit(
+    conn: Connection, entry: _Entry, request: _Request
+) -> tuple[SessionKeys, tuple[()], list[object]]:
+    """The budget_debit call of ``TokenBudgetTracker(session).record_usage(...,
+    enforce_limit=False)`` for a response's usage (same checks, same arguments)."""
+    model = request.model
+    if model is not None:
+        try:
+            check_part("model", model)
+        except ValueError:
+            model = None
+        if model is not None and len(model) > MAX_MODEL_LENGTH:
+            model = None
+    assert entry.request is not None
+    request_id = check_request_id(entry.request[:256])
+    tokens = request.tokens
+    if tokens > MAX_TOKENS:
+        raise ValueError(f"tokens must be between 0 and {MAX_TOKENS}, not {tokens}")
+    args: list[object] = [request_id, tokens, SESSION_TOKEN_LIMIT, "record", 1]
+    if entry.line.isSidechain:
+        args += ("sidechain", 1)
+    if request.timestamp is not None:
+        args += ("at", round(request.timestamp.timestamp() * 1000))
+    for name, count in zip(COUNTS, request.counts, strict=True):
+        args += (name, count)
+    if model is not None:
+        args += ("model", model)
+    return conn.session(entry.session), (), args
+
+
+def _encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
+    """What ``ConversationMemory.append`` sends for one of :func:`_message`'s messages: the
+    stored JSON (without its index) and the event's head, as ``encode_message`` makes them
+    (plain JSON values only, so codec's tagging changes nothing). ValueError when too big."""
+    content = message["content"]
+    timestamp = message.get("timestamp") or datetime.now(UTC)
+    stamp = timestamp.isoformat()
+    stored: dict[str, Any] = {
+        "role": message["role"],
+        "content": content,
+        "timestamp": stamp,
+        "context": message["context"],
+    }
+    head: dict[str, Any] = {
+        "role": message["role"],
+        "preview": content[:PREVIEW_CHARS],
+        "length": len(content),
+        "timestamp": stamp,
+    }
+    for name in ("tokens", "model"):
+        if name in message:
+            stored[name] = head[name] = message[name]
+    text = pydantic_core.to_json(stored)
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"message is {len(text)} bytes as JSON; the limit is {MAX_MESSAGE_BYTES}")
+    return text, pydantic_core.to_json(head)[:-1]
 
 
 def _requests(batch: list[_Entry]) -> dict[str, _Request]:

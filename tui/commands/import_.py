@@ -120,6 +120,7 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
                 except OSError as error:
                     unreadable += 1
                     progress.warn(f"memdash import: cannot read {path}: {error.strerror or error}")
+                    progress.done(path)  # its bytes are behind us too
                     continue
                 progress.done(path)
                 _add(total, result)
@@ -172,12 +173,14 @@ def _summary(files: int, total: Any, unreadable: int = 0) -> str:
 
 
 class _Progress:
-    """A rich progress bar over the files' bytes, on stderr, only when stderr is a terminal."""
+    """A rich progress bar over the files' bytes, on stderr, only when stderr is a terminal:
+    bytes recorded (or skipped, for a file that cannot be read) out of all the files' bytes."""
 
     def __init__(self, files: list[Path]) -> None:
         self._bar: Any = None
         self._task: Any = None
         self._base = 0  # bytes of the files finished
+        self._size = 0  # bytes of the file being imported, as measured at the start
         self._sizes: dict[Path, int] = {}
         if not sys.stderr.isatty():
             return
@@ -225,14 +228,19 @@ class _Progress:
             print(message, file=sys.stderr)
 
     def start(self, path: Path) -> None:
+        self._size = self._sizes.get(path, 0)
         if self._bar is not None:
             self._bar.update(self._task, description=path.name[:40], completed=self._base)
 
     @property
     def reached(self) -> Callable[[int], None] | None:
+        """Called with the bytes of the current file recorded so far (after each batch)."""
         if self._bar is None:
             return None
-        return lambda offset: self._bar.update(self._task, completed=self._base + offset)
+        # a file that grew since it was measured must not eat into the next one's share
+        return lambda offset: self._bar.update(
+            self._task, completed=self._base + min(offset, self._size)
+        )
 
     def done(self, path: Path) -> None:
         if self._bar is not None:
