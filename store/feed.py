@@ -193,11 +193,15 @@ class Feed:
         page_size: int = 500,
         queue_size: int = 10_000,
         on_change: Callable[[Change], None] | None = None,
+        on_status: Callable[[], None] | None = None,
     ) -> None:
         """``on_change``, when given, is called with each change as it is applied (instead of
-        queueing it for ``async for``): cheaper per event for a consumer that only takes note."""
+        queueing it for ``async for``): cheaper per event for a consumer that only takes note.
+        ``on_status``, when given, is called when ``status``, ``last_error`` or ``dropped``
+        change, so a consumer can show them without looking every so often."""
         self.redis = resolve(redis, namespace)
         self._on_change = on_change
+        self._on_status = on_status
         self.sessions: dict[str, SessionView] = {}
         self.status: Status = "connecting"
         self.dropped = 0  # malformed, foreign or unknown events
@@ -269,6 +273,7 @@ class Feed:
                     self.redis, page_size=self._page_size, sections=self._sections
                 )
                 self.status = "resynced" if connected_before else "connected"
+                self._status_changed()
                 connected_before = True
                 backoff = 0.05
                 self._ready.set()
@@ -277,6 +282,7 @@ class Feed:
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 self.last_error = str(error)
                 self.status = "reconnecting"
+                self._status_changed()
                 self.reconnects += 1
                 log.warning("feed lost Redis (%s); reconnecting in %.2fs", error, backoff)
                 await asyncio.sleep(backoff)
@@ -313,10 +319,10 @@ class Feed:
         try:
             event = parse_event(data)
         except MalformedEvent:
-            self.dropped += 1
+            self._drop()
             return
         if event.namespace != self.redis.namespace:
-            self.dropped += 1
+            self._drop()
             return
         view = self.sessions.get(event.session)
         if event.kind == DELETED:
@@ -337,7 +343,7 @@ class Feed:
         view.last_activity = event.ts
         section = self._section_for(event.kind)
         if section is None:
-            self.dropped += 1  # a kind this version does not know: skip it, keep the order
+            self._drop()  # a kind this version does not know: skip it, keep the order
         elif not section.apply(view, event):
             await self._resync(event.session)
             return
@@ -373,6 +379,17 @@ class Feed:
             return
         self.sessions[session] = views[session]
         self._emit(Change(session, RESYNC, views[session].seq))
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._status_changed()
+
+    def _status_changed(self) -> None:
+        if self._on_status is not None:
+            try:
+                self._on_status()
+            except Exception:  # a consumer's bug must not stop the feed
+                log.exception("feed on_status callback failed")
 
     def _emit(self, change: Change) -> None:
         if self._on_change is not None:

@@ -12,7 +12,8 @@ NOW = 1_700_000_070_000  # half past a minute
 
 class PaneHost(App[None]):
     """Just the pane :attr:`PANE` (with id :attr:`PANE_ID`), styled by the subclass's ``CSS`` as
-    app.tcss styles it, showing ``view`` at the fixed clock ``now_ms``."""
+        app.tcss styles it, showing ``view`` at the fixed clock ``now_ms`` (the pane's ``clock``:
+    set ``clock_ms`` to move it on)."""
 
     PANE: type[Widget]
     PANE_ID: str
@@ -22,7 +23,7 @@ class PaneHost(App[None]):
         self.view, self.clock_ms = view, now_ms
 
     def compose(self) -> ComposeResult:
-        yield self.PANE(id=self.PANE_ID)
+        yield self.PANE(id=self.PANE_ID, clock=lambda: self.clock_ms / 1000)  # type: ignore[call-arg]
 
     def on_mount(self) -> None:
         self.query_one(self.PANE).show(self.view, self.clock_ms)  # type: ignore[attr-defined]

@@ -22,10 +22,10 @@ from tui.panes.budget import (
     Gauge,
     Spark,
     clean,
-    humanize,
     palette,
     rate_text,
 )
+from tui.text import eta_text as humanize
 
 CUR = NOW // 60000
 SIZE = (64, 12)

@@ -22,7 +22,9 @@ from store.conversation import ConversationView
 from store.workflow import WorkflowView
 from tui.app import MemdashApp
 from tui.panes import sessions as sessions_module
-from tui.panes.sessions import PAGE, SessionsPane, budget_cell, humanise_age, humanise_count
+from tui.panes.sessions import PAGE, SessionsPane, budget_cell
+from tui.text import humanise_age, humanise_count
+from tui.widgets import palette
 
 NOW = 1_700_000_000_000  # ms
 
@@ -75,7 +77,7 @@ class Host(App[None]):
         self.selected: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield SessionsPane(id="sessions")
+        yield SessionsPane(id="sessions", selected=self.model.selected, clock=self.clock)
 
     def action_filter(self) -> None:
         self.query_one(SessionsPane).open_filter()
@@ -184,8 +186,9 @@ async def test_rows_show_every_column_newest_first():
         assert row_ids(table) == ["new", "mid", "old"]
         assert cell(table, "new", "state").plain == "running"
         assert cell(table, "new", "budget").plain == "42%"
-        assert str(cell(table, "new", "budget").style) == "green"
-        assert cell(table, "old", "budget").style == "bold red"
+        colours = palette(app)  # #budget's thresholds and the theme's colours
+        assert str(cell(table, "new", "budget").style) == colours.ok
+        assert cell(table, "old", "budget").style == f"bold {colours.bad}"
         assert cell(table, "mid", "budget").plain == ""  # no budget
         assert cell(table, "mid", "messages").plain == "12k"
         assert [cell(table, s, "age").plain for s in ("new", "mid", "old")] == ["5s", "3m", "3h"]
@@ -205,7 +208,7 @@ async def test_a_change_updates_the_row_in_place():
         await pilot.pause()
         table = app.table
         key_before = table.coordinate_to_cell_key((0, 0)).row_key
-        spy = Spy(table, "clear", "add_row", "remove_row", "update_cell", "sort")
+        spy = Spy(table, "clear", "add_row", "remove_row", "update_row", "update_cell", "sort")
 
         # The same session, a new budget figure and one more message; same last_activity.
         sessions["a"].budget.used = 800
@@ -215,24 +218,28 @@ async def test_a_change_updates_the_row_in_place():
 
         assert table.coordinate_to_cell_key((0, 0)).row_key == key_before
         assert cell(table, "a", "budget").plain == "80%"
-        assert cell(table, "a", "budget").style == "yellow"
+        assert cell(table, "a", "budget").style == palette(app).warn
         assert cell(table, "a", "messages").plain == "2"
         assert table.row_count == 2
         assert spy.count("clear") == spy.count("add_row") == spy.count("remove_row") == 0
         assert spy.count("sort") == 0  # the order did not change
-        # Only the two cells whose text changed were written.
-        assert sorted(args[1] for args in spy.calls["update_cell"]) == ["budget", "messages"]
+        # Only the two cells whose text changed were written, in one update of the row (which
+        # repaints that row, not the table as update_cell would).
+        assert spy.count("update_cell") == 0
+        assert [(args[0], sorted(args[1])) for args in spy.calls["update_row"]] == [
+            ("a", ["budget", "messages"])
+        ]
 
         # The state changes; a sync with nothing new for a session writes nothing.
         sessions["a"].workflow.state = "act"
         app.pane.sync(sessions, {"a", "b"}, False, NOW)
         assert cell(table, "a", "state").plain == "act"
-        assert [args[1] for args in spy.calls["update_cell"][2:]] == ["state"]
+        assert [list(args[1]) for args in spy.calls["update_row"][1:]] == [["state"]]
         # A full resync with the same data rebuilds nothing either.
         app.pane.sync(sessions, set(), True, NOW)
         await pilot.pause()
         assert spy.count("clear") == spy.count("add_row") == 0
-        assert len(spy.calls["update_cell"]) == 3
+        assert spy.count("update_row") == 2
 
 
 async def test_new_and_active_sessions_move_to_the_top_keeping_the_selection(fast_resort):
@@ -571,10 +578,10 @@ async def test_end_to_end_with_the_real_app(conn):
         assert table.cursor_row == 1  # the app was started on s1
         assert app.model.selected == "s1"
         assert cell(table, "s2", "budget").plain == "95%"
-        assert cell(table, "s2", "budget").style == "bold red"
+        assert cell(table, "s2", "budget").style == f"bold {palette(app).bad}"
         assert pane.border_title == "sessions (2)"
 
-        spy = Spy(table, "clear", "add_row", "update_cell")
+        spy = Spy(table, "clear", "add_row", "update_row")
         budget = TokenBudgetTracker("s1", 1000, redis=conn)
         await budget.track_request("r2", 100)
         for _ in range(100):

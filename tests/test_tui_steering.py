@@ -252,7 +252,7 @@ async def test_waiting_sessions_sort_first_and_the_title_counts_them(conn):
         return table().coordinate_to_cell_key((0, 0)).row_key.value
 
     def status_line() -> str:
-        return str(app.query_one(StatusBar).content)
+        return str(app.query_one(StatusBar).render())
 
     async with app.run_test(size=SIZE) as pilot:
         await connected(pilot, app)

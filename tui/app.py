@@ -2,7 +2,11 @@
 
 Data flow: the Feed (a background task) keeps ``feed.sessions`` current and notes each change in
 the DashboardModel (a plain callback: no queue, no task switch per event); a timer (≤ 30 Hz)
-repaints only what changed.
+repaints only what changed. The timer sleeps (paused) as soon as a tick finds nothing changed,
+and the model's first change wakes it: with nothing happening the app does no work at all, and
+a change is still on screen within a frame (push, never polling). The status line's events per
+second move once a second (a timer that sleeps too, once the figure is back to 0); the feed's
+status and dropped count are pushed to it as they change.
 No Redis I/O happens on the UI's critical path: the feed, the history pager and every edit run in
 workers.
 """
@@ -22,7 +26,9 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from store import (
@@ -54,6 +60,7 @@ from .screens.pickers import Confirm, LimitPrompt, StatePicker, TextPrompt
 from .status import Banner, StatusBar
 
 MAX_REPAINTS_PER_SECOND = 30
+STATUS_SECONDS = 1.0  # how often the events-per-second figure moves while events come
 BUSY_EVENTS_PER_SECOND = 2_000  # above this many events a second…
 BUSY_REPAINTS_PER_SECOND = 6  # …repaint at most this often
 
@@ -72,6 +79,7 @@ class MemdashApp(App[None]):
     """The memdash dashboard. ``MemdashApp()`` resolves the store like the CLI does."""
 
     CSS_PATH = "app.tcss"
+    url: reactive[str] = reactive("…")  # the store, password masked (the status line shows it)
     TITLE = "memdash"
     AUTO_FOCUS = "#sessions-table"  # keys go to the app's bindings, not a text box
     BINDINGS = [
@@ -101,34 +109,54 @@ class MemdashApp(App[None]):
         super().__init__()
         self.conn = resolve(redis, namespace)
         self.model = DashboardModel(selected=session)
-        self.feed = Feed(self.conn, on_change=self.model.note)
+        self.feed = Feed(self.conn, on_change=self.model.note, on_status=self._feed_status)
         self.clock = clock
         self.repaint_hz = min(repaint_hz, MAX_REPAINTS_PER_SECOND)
-        self.url = "…"
         self.repaints = 0
         self._painted_at = 0.0
         self._painted_events = 0
         self._frozen = False
         self.waiting: set[str] = set()  # sessions whose agent waits for a person
         self._title_pushed = False
+        # The widgets, made here and handed what they need (the clock, the session): the
+        # repaint path holds them, no DOM query per tick.
+        self.status_bar = StatusBar(id="status")
+        self.status_bar.namespace = self.conn.namespace
+        self.banner = Banner(id="banner")
+        self.sessions = SessionsPane(id="sessions", selected=session, clock=clock)
+        self.panes: tuple[BudgetPane, CachePane, HistoryPane, WorkflowPane] = (
+            BudgetPane(id="budget", clock=clock),
+            CachePane(id="cache", clock=clock),
+            HistoryPane(self.conn, id="history"),
+            WorkflowPane(id="workflow"),
+        )
+        self._repaint_timer: Timer | None = None
+        self._status_timer: Timer | None = None
+        self._asleep = False  # the repaint timer is paused until the model's next change
+        self._status_asleep = False
+        self._status_events = 0
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(id="status")
-        yield Banner(id="banner")
+        budget, cache, history, workflow = self.panes
+        yield self.status_bar.data_bind(MemdashApp.url)
+        yield self.banner
         with Horizontal(id="main"):
-            yield SessionsPane(id="sessions")
+            yield self.sessions
             with Vertical(id="centre"):
                 with Horizontal(id="gauges"):
-                    yield BudgetPane(id="budget")
-                    yield CachePane(id="cache")
-                yield HistoryPane(self.conn, id="history")
-            yield WorkflowPane(id="workflow")
+                    yield budget
+                    yield cache
+                yield history
+            yield workflow
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(Banner).display = False
+        self.banner.display = False
         self.run_worker(self._follow_feed(), name="feed", exclusive=True, group="feed")
-        self.set_interval(1 / self.repaint_hz, self._repaint, name="repaint")
+        self._repaint_timer = self.set_interval(1 / self.repaint_hz, self._repaint, name="repaint")
+        self._status_timer = self.set_interval(STATUS_SECONDS, self._tick_status, name="status")
+        self.model.wake = self._wake
+        self._feed_status()
 
     async def _follow_feed(self) -> None:
         # Resolving the default store may start the embedded server: not on the UI's loop.
@@ -162,32 +190,58 @@ class MemdashApp(App[None]):
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    def _wake(self) -> None:
+        """The model's first change since a repaint: repaint now (the timer's next tick comes at
+        once), then at most ``repaint_hz`` times a second while changes keep coming."""
+        if self._asleep and self._repaint_timer is not None:
+            self._asleep = False
+            self._repaint_timer.resume()
+
     def _repaint(self) -> None:
         if not self.is_running:  # shutting down: widgets are pruned before the timers stop
             return
+        model = self.model
+        if not model.dirty:  # nothing to do until the next change: sleep
+            if self._repaint_timer is not None:
+                self._asleep = True
+                self._repaint_timer.pause()
+            return
         if self._busy_skip():
             return
+        if self._status_asleep and self._status_timer is not None:
+            self._status_asleep = False  # events come: the ev/s figure moves again
+            self._status_timer.resume()
         now = self.clock()
-        self.query_one(StatusBar).show(
-            self.url,
-            self.conn.namespace,
-            self.feed.status,
-            self.model.rate(now),
-            self.feed.dropped,
-        )
-        self.query_one(Banner).show(self.feed.status, self.feed.last_error)
-        selected_changed = self.model.selected_changed()
-        changed, everything = self.model.take()
-        if not changed and not everything:
-            return
+        selected_changed = model.selected_changed()
+        changed, everything = model.take()
         self._count_waiting(changed, everything)
         self.repaints += 1
         now_ms = int(now * 1000)
-        self.query_one(SessionsPane).sync(self.feed.sessions, changed, everything, now_ms)
-        if selected_changed:
-            self.show_selected(now_ms)
+        with self.batch_update():
+            self.sessions.sync(self.feed.sessions, changed, everything, now_ms)
+            if selected_changed:
+                self.show_selected(now_ms)
         if everything and self.feed.status != "connecting":
             self.call_after_refresh(self._freeze_long_lived)
+
+    def _tick_status(self) -> None:
+        """The events-per-second figure, once a second; asleep once it is 0 and stays 0."""
+        if not self.is_running:
+            return
+        events = self.model.events
+        self.status_bar.rate = round(self.model.rate(self.clock()))
+        quiet = self.status_bar.rate == 0 and events == self._status_events
+        if quiet and self._status_timer is not None:
+            self._status_asleep = True
+            self._status_timer.pause()
+        self._status_events = events
+
+    def _feed_status(self) -> None:
+        """The feed's status, last error or dropped count changed (pushed by the feed)."""
+        feed = self.feed
+        self.status_bar.status = feed.status
+        self.status_bar.dropped = feed.dropped
+        self.banner.show(feed.status, feed.last_error)
 
     def _count_waiting(self, changed: set[str], everything: bool) -> None:
         """Keep :attr:`waiting` current from the sessions that changed (all after a resync),
@@ -204,7 +258,7 @@ class MemdashApp(App[None]):
                 else:
                     self.waiting.discard(sid)
         if len(self.waiting) != before or everything:
-            self.query_one(StatusBar).show_waiting(len(self.waiting))
+            self.status_bar.show_waiting(len(self.waiting))
             count = len(self.waiting)
             self.title = f"{self.TITLE} ({count} waiting)" if count else self.TITLE
 
@@ -235,8 +289,8 @@ class MemdashApp(App[None]):
     def show_selected(self, now_ms: int | None = None) -> None:
         now_ms = self.now_ms() if now_ms is None else now_ms
         view = self.selected_view()
-        for pane in (BudgetPane, CachePane, HistoryPane, WorkflowPane):
-            self.query_one(pane).show(view, now_ms)
+        for pane in self.panes:
+            pane.show(view, now_ms)
 
     def selected_view(self) -> SessionView | None:
         if self.model.selected is None:
@@ -253,7 +307,7 @@ class MemdashApp(App[None]):
     # -- actions ----------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        self.query_one(SessionsPane).open_filter()
+        self.sessions.open_filter()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
 
 STATUS_STYLE = {
@@ -13,50 +15,61 @@ STATUS_STYLE = {
 }
 
 
-class StatusBar(Static):
+class StatusBar(Widget):
     """``memdash · <url> · ns <namespace> · <status> · <n> ev/s · dropped <n>`` and, when any
-    session's agent waits for a person, how many do."""
+    session's agent waits for a person, how many do.
 
-    _shown: tuple[object, ...] | None = None
-    waiting = 0
+    Each figure is a reactive: the app sets them, and the line is drawn again (once per frame,
+    whatever changed) only when one of them really changed. The app sets ``rate`` once a
+    second, not on every repaint."""
+
+    url = reactive("…", layout=False)
+    namespace = reactive("", layout=False)
+    status = reactive("connecting", layout=False)
+    rate = reactive(0, layout=False)  # events per second, rounded
+    dropped = reactive(0, layout=False)
+    waiting = reactive(0, layout=False)
 
     def show_waiting(self, count: int) -> None:
         """How many sessions wait for a person (said first, in bold, when any do)."""
-        if count != self.waiting:
-            self.waiting = count
-            if self._shown is not None:
-                shown, self._shown = self._shown, None
-                self.show(*shown)  # type: ignore[arg-type]
+        self.waiting = count
 
     def show(self, url: str, namespace: str, status: str, rate: float, dropped: int) -> None:
-        shown = (url, namespace, status, round(rate), dropped)
-        if shown == self._shown:
-            return  # called every repaint tick: redraw only what changed
-        self._shown = shown
+        self.url, self.namespace, self.status = url, namespace, status
+        self.rate, self.dropped = round(rate), dropped
+
+    def render(self) -> Text:
+        status, dropped = self.status, self.dropped
         text = Text.assemble(
             ("memdash", "bold"),
             "  ",
-            (url, "cyan"),  # already masked; Text, so nothing in it is markup
+            (self.url, "cyan"),  # already masked; Text, so nothing in it is markup
             "  ns ",
-            (namespace, "bold"),
+            (self.namespace, "bold"),
             "  ",
             (status, STATUS_STYLE.get(status, "bold")),
-            f"  {rate:,.0f} ev/s",
+            f"  {self.rate:,.0f} ev/s",
             "  dropped ",
             (f"{dropped:,}", "bold red" if dropped else ""),
         )
         if self.waiting:
             text.append("  ")
             text.append(f" ⚑ {self.waiting:,} waiting for a person ", "bold black on yellow")
-        self.update(text, layout=False)  # one line, full width (app.tcss): the size is fixed
+        return text
 
 
 class Banner(Static):
     """Shown only while the store is unreachable."""
 
+    _shown: tuple[bool, str | None] | None = None
+
     def show(self, status: str, error: str | None) -> None:
-        self.display = status in ("reconnecting", "connecting") and error is not None
-        if self.display:
+        display = status in ("reconnecting", "connecting") and error is not None
+        if (display, error) == self._shown:
+            return
+        self._shown = (display, error)
+        self.display = display
+        if display:
             self.update(
                 Text.assemble(
                     ("Lost the store; reconnecting… ", "bold"),

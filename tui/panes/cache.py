@@ -12,9 +12,9 @@ from textual.widget import Widget
 from store import SessionView
 from store.cache import CacheView
 
-from .budget import (
+from ..text import span_text
+from ..widgets import (
     MUTED,
-    FiguresPane,
     Gauge,
     Row,
     Spark,
@@ -26,25 +26,13 @@ from .budget import (
     palette,
     percent_text,
 )
+from .base import FiguresPane
 
 
 def hit_ratio(hits: int, misses: int) -> float | None:
     """Hits per lookup; None before the first lookup (a ratio of nothing is not 0 %)."""
     lookups = hits + misses
     return hits / lookups if lookups > 0 else None
-
-
-def span_text(ms: int) -> str:
-    """A duration in ms, roughly: '45 s', '12 min', '3 h'."""
-    seconds = max(ms, 0) / 1000
-    if seconds < 1:
-        return "< 1 s"
-    if seconds < 90:
-        return f"{round(seconds)} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    hours = seconds / 3600
-    return f"{round(hours)} h" if hours < 48 else f"{round(hours / 24):,} d"
 
 
 class CachePane(FiguresPane):

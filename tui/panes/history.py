@@ -44,7 +44,7 @@ from store.control import PauseEntry
 from store.conversation import ConversationMemory, ConversationView
 from store.notes import Note
 
-from ..text import VISIBLE
+from ..text import VISIBLE, clock_time
 from .base import Pane, set_border_subtitle, set_border_title
 
 PAGE_SIZE = 200
@@ -144,13 +144,6 @@ class _Page:
         self.rows: dict[int, Row] = {}
         self.upto = base
         self.error: str | None = None
-
-
-def _ms_clock(ms: int, tz: tzinfo | None) -> str:
-    try:
-        return datetime.fromtimestamp(ms / 1000, tz).strftime("%H:%M:%S")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return "--:--:--"
 
 
 class Aside(NamedTuple):
@@ -475,20 +468,20 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
                 if item.delivered is None:
                     line.append("◌ pending: the agent has not read it yet", PENDING_STYLE)
                 else:
-                    when = _ms_clock(item.delivered.ts, self.tz)
+                    when = clock_time(item.delivered.ts, self.tz)
                     how = flatten(item.delivered.describe(), 80)
                     line.append(f"✓ delivered {when} {how}", DELIVERED_STYLE)
                 if item.author != "operator":
                     line.append(f" · from {flatten(item.author, 40)}", DIM)
                 return self._strip(line, width, style)
-            line.append(f"{_ms_clock(item.ts, self.tz)} ", DIM)
+            line.append(f"{clock_time(item.ts, self.tz)} ", DIM)
             label = Text("✎ context" if item.kind == "context" else "✎ note", NOTE_STYLE)
             label.truncate(ROLE_WIDTH, overflow="ellipsis", pad=True)
             line.append_text(label)
             line.append(" ")
             line.append(flatten(item.text), NOTE_TEXT_STYLE)
             return self._strip(line, width, style)
-        line.append(f"{_ms_clock(item.ts, self.tz)} ", DIM)
+        line.append(f"{clock_time(item.ts, self.tz)} ", DIM)
         label = Text("‖ paused" if item.paused else "▸ resumed", PAUSE_STYLE)
         label.truncate(ROLE_WIDTH, overflow="ellipsis", pad=True)
         line.append_text(label)

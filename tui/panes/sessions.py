@@ -23,7 +23,12 @@ How it stays cheap with 10,000 sessions:
   cursor or the scroll position comes within :data:`PREFETCH` rows of the end. A loaded prefix
   only grows (a session pushed below it by newer ones stays loaded), so events never remove
   rows (only a session that is gone from the store loses its row).
-- **Ages** tick once a second, for the visible rows only (and on scroll).
+- **A changed row repaints alone.** ``DataTable.update_cell`` repaints the whole table (every
+  visible row rendered again) for each cell; :meth:`SessionTable.update_row` writes a row's
+  changed cells and repaints that row only. A sync runs inside ``App.batch_update``.
+- **Ages** tick for the visible rows only (and on scroll), when one of them is due to change
+  (each second while under a minute old, then each minute, hour, day): an idle table whose
+  sessions are older than a minute wakes once a minute, not once a second.
 - **Filter** (``/``): the rows whose id contains the typed text (case-insensitive). A keystroke
   is a user action, not an event: rows that stop matching are removed (one by one when a few,
   by clearing the table and adding back the first page when many), then the matches are added.
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -47,16 +52,18 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Input
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from store import SessionView
 
-from ..text import clean
+from ..text import age_due, clean, humanise_age, humanise_count
+from ..widgets import Palette, palette, threshold_colour
 from .base import set_border_title
 
 PAGE = 200  # rows added at a time
 PREFETCH = 40  # add the next page when the cursor or the view is this close to the end
 RESORT_INTERVAL = 1.0  # seconds between re-sorts under live updates
-AGE_INTERVAL = 1.0  # seconds between refreshes of the visible rows' ages
+AGE_INTERVAL = 60.0  # the longest wait between looks at the visible rows' ages
 REMOVE_ONE_BY_ONE = 32  # above this many rows to drop on a filter change, clear and re-add
 
 # (key, header, width, justify). The table has no cell padding: widths include the gaps. They
@@ -87,37 +94,16 @@ def display(value: str, width: int, justify: str = "left") -> Text:
     return text
 
 
-def humanise_age(ms: int) -> str:
-    """5s, 3m, 2h, 4d (whole units, rounded down; never negative; at most 999d)."""
-    seconds = max(ms, 0) // 1000
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{min(seconds // 86400, 999)}d"
-
-
-def humanise_count(n: int) -> str:
-    """At most 4 characters: 9999, 12k, 999k, 1.2M, 12M."""
-    if n < 10_000:
-        return str(n)
-    if n < 1_000_000:
-        return f"{n // 1000}k"
-    if n < 10_000_000:
-        return f"{n / 1_000_000:.1f}M"
-    return f"{min(n // 1_000_000, 999)}M"
-
-
-def budget_cell(view: SessionView) -> tuple[str, str]:
-    """("42%", "green"); blank when the session has no budget or no limit."""
+def budget_cell(view: SessionView, colours: Palette | None = None) -> tuple[str, str]:
+    """("42%", colour): the colour as #budget's gauge has it (``threshold_colour`` of the
+    theme's ``palette``; bold from the red threshold); blank without a budget or a limit."""
     budget = view.budget
     if budget is None or budget.limit is None:
         return "", ""
     pct = 100.0 * budget.used / budget.limit if budget.limit > 0 else 100.0
-    style = "green" if pct < 70 else "yellow" if pct < 90 else "bold red"
-    return f"{min(int(pct), 999)}%", style
+    colours = colours if colours is not None else Palette()
+    style = threshold_colour(pct, colours)
+    return f"{min(int(pct), 999)}%", f"bold {style}" if style == colours.bad else style
 
 
 def waits(view: SessionView) -> bool:
@@ -138,11 +124,11 @@ def state_cell(view: SessionView) -> tuple[str, str]:
     return (str(workflow.state) if workflow is not None else ""), ""
 
 
-def cells_of(view: SessionView, now_ms: int) -> Cells:
+def cells_of(view: SessionView, now_ms: int, colours: Palette | None = None) -> Cells:
     state = state_cell(view)
     messages = humanise_count(view.conversation.total) if view.conversation is not None else ""
     age = humanise_age(now_ms - view.last_activity) if view.last_activity else ""
-    return state, budget_cell(view), messages, age
+    return state, budget_cell(view, colours), messages, age
 
 
 class SessionCell(Text):
@@ -164,6 +150,20 @@ class SessionTable(DataTable[Any]):
         Binding("home", "scroll_top", "First", show=False),
         Binding("end", "scroll_bottom", "Last", show=False),
     ]
+
+    def update_row(self, row_key: str, cells: Mapping[str, object]) -> None:
+        """Write some cells of one row (by column key) and repaint that row alone.
+
+        ``update_cell`` repaints the whole table for each cell: with a row per session, a
+        busy namespace rendered every visible row again for every event. The render caches
+        are keyed on ``_update_count``, so bumping it is what drops the row's stale render;
+        the rows not repainted keep what is on screen (their cells did not change)."""
+        key = RowKey(row_key)
+        data = self._data[key]
+        for column, value in cells.items():
+            data[ColumnKey(column)] = value
+        self._update_count += 1
+        self.refresh_row(self._row_locations.get(key))
 
 
 class SessionsPane(Vertical):
@@ -192,6 +192,7 @@ class SessionsPane(Vertical):
         self,
         *,
         selected: str | None = None,
+        clock: Callable[[], float] | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -212,7 +213,11 @@ class SessionsPane(Vertical):
         self._resort_timer: Timer | None = None
         self._now_ms = 0
         self._now_at = time.monotonic()
+        self._clock = clock  # seconds; None: the time of the last sync, moved on
         self._reconciling = False
+        self._age_timer: Timer | None = None
+        self._age_due: int | None = None  # clock ms of the next look at the ages
+        self._table: SessionTable | None = None
 
     # -- composition ------------------------------------------------------------------------
 
@@ -220,22 +225,21 @@ class SessionsPane(Vertical):
         search = Input(placeholder="filter sessions", id="sessions-filter")
         search.can_focus = False  # while hidden: an app's AUTO_FOCUS "*" must not pick it
         yield search
-        yield SessionTable(id="sessions-table", cursor_type="row", cell_padding=0)
+        self._table = SessionTable(id="sessions-table", cursor_type="row", cell_padding=0)
+        yield self._table
 
     def on_mount(self) -> None:
         table = self.table
         for key, label, width, justify in COLUMNS:
             table.add_column(Text(label, justify=justify), width=width, key=key)  # type: ignore[arg-type]
-        if self._selected is None:
-            self._selected = getattr(getattr(self.app, "model", None), "selected", None)
         self._pending = self._selected is not None
         self.watch(table, "scroll_y", self._on_scroll, init=False)
-        self.set_interval(AGE_INTERVAL, self._tick_ages, name="session-ages")
+        self.watch(self.app, "theme", self._recolour, init=False)
         self._update_title()
 
     @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one("#sessions-table", DataTable)
+    def table(self) -> SessionTable:
+        return cast(SessionTable, self._table)
 
     @property
     def selected(self) -> str | None:
@@ -252,8 +256,16 @@ class SessionsPane(Vertical):
         self, sessions: Mapping[str, SessionView], changed: set[str], everything: bool, now_ms: int
     ) -> None:
         """Bring the rows up to date with ``sessions`` (``changed`` ids, or all of them)."""
+        with self.app.batch_update():
+            self._sync(sessions, changed, everything, now_ms)
+
+    def _sync(
+        self, sessions: Mapping[str, SessionView], changed: set[str], everything: bool, now_ms: int
+    ) -> None:
         self._views = sessions
         self._now_ms, self._now_at = now_ms, time.monotonic()
+        colours = palette(self.app)
+        due: int | None = None
         if everything:
             candidates: Any = sessions.keys()
             if len(self._activity) != len(sessions) or any(
@@ -265,16 +277,23 @@ class SessionsPane(Vertical):
             candidates = changed
         for sid in candidates:
             view = sessions.get(sid)
-            if view is None:
+            if view is None:  # deleted: its row goes with the next re-sort
+                if self._activity.pop(sid, None) is not None:
+                    self._order_dirty = True
                 continue
             rank = (waits(view), view.last_activity)
             if self._activity.get(sid) != rank:
                 self._activity[sid] = rank
                 self._order_dirty = True
             if sid in self._shown:
-                self._write_cells(sid, view, now_ms)
+                self._write_cells(sid, view, now_ms, colours)
+                if view.last_activity:
+                    row_due = age_due(view.last_activity, now_ms)
+                    due = row_due if due is None else min(due, row_due)
         if self._order_dirty:
             self._schedule_resort()
+        if due is not None:
+            self._arm_ages(due)
         self._update_title()
 
     def open_filter(self) -> None:
@@ -339,12 +358,15 @@ class SessionsPane(Vertical):
                 del self._shown[sid]
             self._rows = [s for s in self._rows if s in keep]
         now_ms = self._clock_ms()
+        colours = palette(self.app)
         added = [s for s in target if s not in self._shown]
         for sid in added:
-            cells = cells_of(views[sid], now_ms)
+            cells = cells_of(views[sid], now_ms, colours)
             table.add_row(SessionCell(sid), *self._texts(cells), key=sid)
             self._shown[sid] = cells
         self._rows.extend(added)
+        if added:
+            self._tick_ages()
         if self._rows != target:
             table.sort("session", key=lambda cell: position[cell.session])
             self._rows = target
@@ -401,23 +423,36 @@ class SessionsPane(Vertical):
             Text(age, justify="right", no_wrap=True, end=""),
         )
 
-    def _write_cells(self, sid: str, view: SessionView, now_ms: int) -> None:
+    def _write_cells(
+        self, sid: str, view: SessionView, now_ms: int, colours: Palette | None = None
+    ) -> None:
         """Update the row of ``sid`` in place: only the cells whose text changed."""
         old = self._shown[sid]
-        new = cells_of(view, now_ms)
+        new = cells_of(view, now_ms, colours if colours is not None else palette(self.app))
         if new == old:
             return
         texts = self._texts(new)
-        table = self.table
-        for (key, *_), before, after, text in zip(COLUMNS[1:], old, new, texts, strict=True):
-            if before != after:
-                table.update_cell(sid, key, text)
+        self.table.update_row(
+            sid,
+            {
+                key: text
+                for (key, *_), before, after, text in zip(COLUMNS[1:], old, new, texts, strict=True)
+                if before != after
+            },
+        )
         self._shown[sid] = new
 
+    def _recolour(self) -> None:
+        """The theme changed: the budget column's colours are the theme's."""
+        colours = palette(self.app)
+        for sid in self._rows:
+            view = self._views.get(sid)
+            if view is not None:
+                self._write_cells(sid, view, self._clock_ms(), colours)
+
     def _clock_ms(self) -> int:
-        clock: Callable[[], float] | None = getattr(self.app, "clock", None)
-        if callable(clock):
-            return int(clock() * 1000)
+        if self._clock is not None:
+            return int(self._clock() * 1000)
         return self._now_ms + int((time.monotonic() - self._now_at) * 1000)
 
     def _visible_rows(self) -> range:
@@ -427,14 +462,38 @@ class SessionsPane(Vertical):
         return range(top, min(top + height, len(self._rows)))
 
     def _tick_ages(self) -> None:
+        """Bring the visible rows' ages up to date, and look again when the first of them is
+        due to change (at the latest after :data:`AGE_INTERVAL`)."""
+        if self._age_timer is not None:
+            self._age_timer.stop()
+        self._age_timer = self._age_due = None
         if not self._rows:
             return
         now_ms = self._clock_ms()
+        colours = palette(self.app)
+        due: int | None = None
         for index in self._visible_rows():
             sid = self._rows[index]
             view = self._views.get(sid)
             if view is not None:
-                self._write_cells(sid, view, now_ms)
+                self._write_cells(sid, view, now_ms, colours)
+                if view.last_activity:
+                    row_due = age_due(view.last_activity, now_ms)
+                    due = row_due if due is None else min(due, row_due)
+        if due is not None:
+            self._arm_ages(due, now_ms)
+
+    def _arm_ages(self, due_ms: int, now_ms: int | None = None) -> None:
+        """Look at the ages at clock ``due_ms`` (or after AGE_INTERVAL, if sooner), unless a
+        look is already planned by then."""
+        if self._age_due is not None and self._age_due <= due_ms:
+            return
+        if self._age_timer is not None:
+            self._age_timer.stop()
+        now_ms = self._clock_ms() if now_ms is None else now_ms
+        delay = min(max(due_ms - now_ms, 0) / 1000, AGE_INTERVAL)
+        self._age_due = due_ms
+        self._age_timer = self.set_timer(delay, self._tick_ages, name="session-ages")
 
     # -- paging -----------------------------------------------------------------------------
 

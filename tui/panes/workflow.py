@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from rich.cells import cell_len
@@ -30,6 +30,7 @@ from textual.widgets import Static
 from store import SessionView
 from store.workflow import Transition, WorkflowView
 
+from ..text import clock_time, duration
 from .base import Pane, set_border_subtitle, set_border_title
 from .diagram import (
     PREVIOUS_MARK,
@@ -51,24 +52,6 @@ STYLE_REASON = "red"
 STYLE_TITLE = "bold"
 STYLE_WAITING = "bold black on yellow"
 STYLE_PAUSED = "bold white on magenta"
-
-
-def _clock(ms: object, tz: tzinfo | None) -> str:
-    try:
-        return datetime.fromtimestamp(int(ms) / 1000, tz).strftime("%H:%M:%S")  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError, OSError):
-        return "--:--:--"
-
-
-def _duration(ms: int) -> str:
-    seconds = max(0, ms // 1000)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def _line(*parts: tuple[str, str] | str) -> Text:
@@ -126,13 +109,14 @@ class WorkflowPane(VerticalScroll, Pane):
         self._diagram: Diagram | None = None
         self._rendered_width = 0
         self._shown: list[list[Text] | None] = [None, None, None]
+        self._statics: list[Static] = []
         self.lines: list[Text] = []  # what the pane shows, one Text per line
         self.renders = 0  # how often a part was handed to Textual (tests and curiosity)
         self.layouts = 0  # how often the diagram was laid out
 
     def compose(self) -> ComposeResult:
-        for part in self.PARTS:
-            yield Static(id=part)
+        self._statics = [Static(id=part) for part in self.PARTS]
+        yield from self._statics
 
     def on_mount(self) -> None:
         self._refresh_body()
@@ -180,15 +164,19 @@ class WorkflowPane(VerticalScroll, Pane):
         if view is not None:
             parts[0][:0] = self._steering(view, width)
         self.lines = [line for part in parts for line in part]
-        for k, (name, lines) in enumerate(zip(self.PARTS, parts, strict=True)):
+        for k, lines in enumerate(parts):
             shown = self._shown[k]
             if shown is lines or shown == lines:  # the diagram's paint is cached: same object
                 continue
+            # The part's height is its line count: a layout (of the whole screen) only when
+            # that changed, not on every new duration or history line.
+            layout = shown is None or len(shown) != len(lines)
             self._shown[k] = lines
             self.renders += 1
-            static = self.query_one(f"#{name}", Static)
-            static.display = bool(lines)
-            static.update(Text("\n", no_wrap=True).join(lines))
+            static = self._statics[k]
+            if static.display != bool(lines):
+                static.display = bool(lines)
+            static.update(Text("\n", no_wrap=True).join(lines), layout=layout)
 
     def _diagram_for(self, workflow: WorkflowView, width: int) -> Diagram:
         transitions = workflow.transitions if isinstance(workflow.transitions, Mapping) else {}
@@ -255,9 +243,9 @@ class WorkflowPane(VerticalScroll, Pane):
         line.append(" " + fit(clean(workflow.state), max(8, width - 24)) + " ", STYLE_CURRENT_LABEL)
         since = workflow.since
         if isinstance(since, int):
-            line.append(f" since {_clock(since, self.tz)}", STYLE_TIME)
+            line.append(f" since {clock_time(since, self.tz)}", STYLE_TIME)
             if self._now_ms >= since:
-                line.append(f" · {_duration(self._now_ms - since)}", STYLE_TIME)
+                line.append(f" · {duration(self._now_ms - since)}", STYLE_TIME)
         return line
 
     def _activity_line(self, activity: WorkflowView, width: int) -> Text:
@@ -266,7 +254,7 @@ class WorkflowPane(VerticalScroll, Pane):
         line.append(fit(clean(activity.state), max(8, width - 32)), "bold")
         since = activity.since
         if isinstance(since, int) and self._now_ms >= since:
-            line.append(f" · {_duration(self._now_ms - since)}", STYLE_TIME)
+            line.append(f" · {duration(self._now_ms - since)}", STYLE_TIME)
         return line
 
     @staticmethod
@@ -308,7 +296,7 @@ class WorkflowPane(VerticalScroll, Pane):
         waiting = control.waiting
         if waiting is not None:
             title = _line((" ⚑ waiting for a person ", STYLE_WAITING))
-            title.append(f" {_clock(waiting.ts, self.tz)}", STYLE_TIME)
+            title.append(f" {clock_time(waiting.ts, self.tz)}", STYLE_TIME)
             lines.append(title)
             what = clean(waiting.message, width * 3)
             if waiting.tool:
@@ -322,7 +310,7 @@ class WorkflowPane(VerticalScroll, Pane):
             if control.paused_by:
                 title.append(" by " + fit(clean(control.paused_by, 64), 16), STYLE_NOTE)
             if isinstance(control.paused_at, int):
-                title.append(f" since {_clock(control.paused_at, self.tz)}", STYLE_TIME)
+                title.append(f" since {clock_time(control.paused_at, self.tz)}", STYLE_TIME)
             lines.append(title)
             lines.append(_line(("  the agent is held · P resumes", STYLE_NOTE)))
         if lines:
@@ -392,7 +380,7 @@ class WorkflowPane(VerticalScroll, Pane):
         """``HH:MM:SS from → to`` and the actor at the right."""
         actor_text = fit(clean(actor, 64), 10) if actor is not None else ""
         room = width - 9 - (cell_len(actor_text) + 1 if actor_text else 0)
-        line = _line((_clock(ts, self.tz) + " ", STYLE_TIME))
+        line = _line((clock_time(ts, self.tz) + " ", STYLE_TIME))
         line.append(self._move(source, target, room))
         if actor_text:
             gap = width - line.cell_len - cell_len(actor_text)
