@@ -13,7 +13,7 @@ that ran it; after that the stored limit wins over any tracker's, and only :meth
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -193,6 +193,11 @@ def _breakdown_args(breakdown: Mapping[str, Any]) -> list[object]:
     return args
 
 
+def request_key(budget: str, request_id: str) -> str:
+    """The key that remembers a counted request id: '<prefix>budget:req:<id>'."""
+    return budget + ":req:" + request_id
+
+
 def _epoch_ms(timestamp: object) -> int:
     if not isinstance(timestamp, datetime):
         raise ValueError(f"timestamp must be a datetime, not {type(timestamp).__name__}")
@@ -316,6 +321,40 @@ class TokenBudgetTracker:
                 ) from None
             raise
         return BudgetDebit(used, limit, not counted)
+
+    async def record_usage_many(self, requests: Sequence[Mapping[str, Any]]) -> list[BudgetDebit]:
+        """:meth:`record_usage` with ``enforce_limit=False`` for several requests, in ONE script
+        call (``budget_debit_many.lua``): each request is deduplicated, counted and announced
+        (its own ``budget.usage`` event) exactly as that call records it, in the order given.
+
+        Each request is a mapping of ``record_usage``'s arguments: ``request_id``, ``tokens``
+        and optionally ``timestamp``, ``sidechain`` and the breakdown fields. All are checked
+        first: a bad one raises (ValueError, TypeError) and nothing is written.
+        """
+        args: list[object] = [self.default_limit, REQUEST_ID_TTL, WINDOW_MINUTES]
+        keys = [self._budget, self._minutes]
+        for request in requests:
+            fields = dict(request)
+            request_id = check_request_id(fields.pop("request_id", None))
+            tokens = _check_count("tokens", fields.pop("tokens", None))
+            timestamp = fields.pop("timestamp", None)
+            sidechain = fields.pop("sidechain", False)
+            if type(sidechain) is not bool:
+                raise ValueError(f"sidechain must be a bool, not {type(sidechain).__name__}")
+            options: list[object] = [request_id, tokens]
+            if sidechain:
+                options += ("sidechain", 1)
+            if timestamp is not None:
+                options += ("at", _epoch_ms(timestamp))
+            options += _breakdown_args(fields)
+            args += (len(options), *options)
+            keys.append(request_key(self._budget, request_id))
+        if len(keys) == 2:
+            return []
+        reply = await self.redis.run("budget_debit_many", self._keys, keys, args)
+        return [
+            BudgetDebit(reply[i + 1], reply[i + 2], not reply[i]) for i in range(0, len(reply), 3)
+        ]
 
     async def set_limit(self, limit: int | None, *, binding: bool | None = None) -> None:
         """Replace the stored limit (an operator's decision; wins over every tracker's).

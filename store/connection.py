@@ -11,7 +11,7 @@ import asyncio
 import math
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,13 +131,70 @@ class _Clients:
 def _pack(args: Sequence[Any]) -> bytes:
     """Arguments as RESP bulk strings (str as UTF-8, int in decimal, bytes as they are)."""
     parts: list[bytes] = []
+    append = parts.append
     for arg in args:
-        if type(arg) is str:
+        kind = type(arg)
+        if kind is bytes:
+            append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+        elif kind is str:
             arg = arg.encode()
-        elif type(arg) is int:
+            append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+        elif kind is int:
             arg = b"%d" % arg
-        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+            append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+        elif kind is Packed:
+            append(arg.data)
+        else:
+            raise TypeError(f"a script argument is str, bytes or int, not {kind.__name__}")
     return b"".join(parts)
+
+
+class Packed:
+    """Arguments already in RESP (``pack(...)`` of them): ``count`` of them in ``data``. An
+    item of :meth:`Connection.run_many`'s arguments, for a caller that builds many at once."""
+
+    __slots__ = ("count", "data")
+
+    def __init__(self, count: int, data: bytes) -> None:
+        self.count = count
+        self.data = data
+
+
+def pack(*args: bytes) -> bytes:
+    """Byte strings as RESP bulk strings (see :class:`Packed`)."""
+    return b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args])
+
+
+async def _pipelined(
+    client: aioredis.Redis, count: int, packed: Callable[[], bytes], retry: bool = True
+) -> list[Any]:
+    """Send ``packed()`` (``count`` commands) on one connection of ``client``'s pool and read
+    the ``count`` replies (an error reply as its exception instance); a connection lost before
+    any reply was read is retried once."""
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    replies: list[Any] = []
+    try:
+        await connection.send_packed_command(packed())
+        # One deadline for the replies (redis-py would arm one per reply, which costs more than
+        # reading it): the connection's socket timeout, if any.
+        async with asyncio.timeout(connection.socket_timeout or None):
+            for _ in range(count):
+                try:
+                    replies.append(await connection.read_response(timeout=math.inf))
+                except ResponseError as error:
+                    replies.append(error)
+        return replies
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+        await connection.disconnect(nowait=True)
+        if replies or not retry:
+            raise
+    except BaseException:  # cancelled mid-read: the replies left unread go with it
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)
+    return await _pipelined(client, count, packed, retry=False)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop:
@@ -249,7 +306,7 @@ class Connection:
         error reply as an exception instance (nothing is raised for one); a connection lost
         before any reply was read is retried once, as redis-py retries. Calls refused with
         NOSCRIPT (a restarted or different server) are sent again, in their order, once the
-        script is loaded. Arguments are str, bytes or int.
+        script is loaded. Arguments are str, bytes, int or :class:`Packed` (several at once).
         """
         if not calls:
             return []
@@ -264,40 +321,18 @@ class Connection:
             for i in indices:
                 session, keys, args = calls[i]
                 keys = tuple(keys)
-                head = heads.get((session.session, keys, len(args)))
+                count = sum(arg.count - 1 for arg in args if type(arg) is Packed) + len(args)
+                head = heads.get((session.session, keys, count))
                 if head is None:
                     fixed = [b"EVALSHA", sha, b"%d" % (2 + len(keys)), session.meta, sessions]
                     fixed += (*keys, session.session, session.header)
-                    head = b"*%d\r\n" % (len(fixed) + len(args)) + _pack(fixed)
-                    heads[(session.session, keys, len(args))] = head
+                    head = b"*%d\r\n" % (len(fixed) + count) + _pack(fixed)
+                    heads[(session.session, keys, count)] = head
                 parts += (head, _pack(args))
             return b"".join(parts)
 
-        async def send(indices: Sequence[int], retry: bool = True) -> list[Any]:
-            pool = client.connection_pool
-            connection = await pool.get_connection()
-            replies: list[Any] = []
-            try:
-                await connection.send_packed_command(packed(indices))
-                # One deadline for the replies (redis-py would arm one per reply, which costs
-                # more than reading it): the connection's socket timeout, if any.
-                async with asyncio.timeout(connection.socket_timeout or None):
-                    for _ in indices:
-                        try:
-                            replies.append(await connection.read_response(timeout=math.inf))
-                        except ResponseError as error:
-                            replies.append(error)
-                return replies
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
-                await connection.disconnect(nowait=True)
-                if replies or not retry:
-                    raise
-            except BaseException:  # cancelled mid-read: the replies left unread go with it
-                await connection.disconnect(nowait=True)
-                raise
-            finally:
-                await pool.release(connection)
-            return await send(indices, retry=False)
+        async def send(indices: Sequence[int]) -> list[Any]:
+            return await _pipelined(client, len(indices), lambda: packed(indices))
 
         replies = await send(range(len(calls)))
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
@@ -306,6 +341,18 @@ class Connection:
             for i, reply in zip(missing, await send(missing), strict=True):
                 replies[i] = reply
         return replies
+
+    async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Plain commands (e.g. ``("HMGET", key, *fields)``), pipelined as :meth:`run_many`
+        sends its calls: one round trip, replies (or error replies as exception instances) in
+        order, a lost connection retried once. Arguments are str, bytes or int."""
+        if not commands:
+            return []
+
+        def packed() -> bytes:
+            return b"".join(b"*%d\r\n%b" % (len(command), _pack(command)) for command in commands)
+
+        return await _pipelined(self._clients.client(), len(commands), packed)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -48,6 +48,9 @@ MAX_TRIM_MARKERS = 1000
 
 _MAX_LIST = 2**53  # beyond any list's length, within what LRANGE and Lua's numbers take
 
+APPEND_MANY_CHUNK = 1000
+"""Most ids one command of ``conversation_append_many.lua`` takes (Lua's unpack is bounded)."""
+
 PREVIEW_CHARS = 200
 """How much of a message's content its ``conversation.append`` event carries."""
 
@@ -224,6 +227,71 @@ class ConversationMemory:
             raise ValueError("message_id must be a non-empty string of at most 256 characters")
         index, stored = await self._append(message, (message_id,))
         return index if stored else None
+
+    async def append_unique_many(
+        self, messages: Sequence[tuple[dict[str, Any] | ConversationMessage, str]]
+    ) -> list[int | None]:
+        """:meth:`append_unique` for several ``(message, message_id)`` pairs, in ONE script call
+        (``conversation_append_many.lua``): each message is skipped when one with its id was
+        stored before or earlier in the same call, else numbered and stored, with its own
+        ``conversation.append`` event, in the order given, exactly as a run of append_unique
+        calls would (the whole call is atomic). Returns each message's number, or None for the
+        skipped ones.
+
+        Every message and id is checked first: one bad message raises ValueError and nothing
+        is written. Not for a conversation with ``max_messages`` (ValueError): its trims
+        interleave with the appends, so it appends one message at a time.
+        """
+        if self.max_messages is not None:
+            raise ValueError(
+                "append_unique_many takes no cap: with max_messages, use append_unique"
+            )
+        encoded: list[tuple[dict[str, Any], str, str, str]] = []
+        for message, message_id in messages:
+            if not isinstance(message_id, str) or not message_id or len(message_id) > 256:
+                raise ValueError("message_id must be a non-empty string of at most 256 characters")
+            stored, text, head = encode_message(message)
+            encoded.append((stored, text, head, message_id))
+        if not encoded:
+            return []
+        args: list[object] = [APPEND_MANY_CHUNK]
+        for _, text, head, message_id in encoded:
+            args += (text, head, message_id)
+        first, *numbers = await self.redis.run(
+            "conversation_append_many", self._session, self.append_many_keys(self._session), args
+        )
+        out: list[int | None] = []
+        for (stored, *_), number in zip(encoded, numbers, strict=True):
+            if number < 0:
+                out.append(None)
+                continue
+            out.append(number)
+            self._remember({"index": number, **stored})
+        if first is not None:
+            self._first = first
+            history = self.history
+            if history and history[0]["index"] < first:
+                self._forget_before(first)
+        return out
+
+    @staticmethod
+    def append_many_keys(session: SessionKeys) -> tuple[str, str, str]:
+        """The KEYS[3..5] of ``conversation_append_many.lua`` for ``session``."""
+        name = session.key("conversation")
+        return (name, name + ":n", name + ":ids")
+
+    def _remember(self, item: dict[str, Any]) -> None:
+        """Put an item this instance appended into ``history``, in number order."""
+        index = item["index"]
+        history = self.history
+        if not history or history[-1]["index"] < index:
+            history.append(item)
+        else:
+            at = bisect_left(history, index, key=_index)
+            if at < len(history) and history[at]["index"] == index:
+                history[at] = item
+            else:
+                history.insert(at, item)
 
     async def _append(
         self, message: dict[str, Any] | ConversationMessage, unique: tuple[str, ...]

@@ -51,9 +51,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections import deque
+from collections.abc import Callable, Container, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -61,8 +64,22 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from store.budget import COUNTS, MAX_MODEL_LENGTH, MAX_TOKENS, check_request_id
-from store.conversation import MAX_MESSAGE_BYTES, PREVIEW_CHARS
+from store.budget import (
+    COUNTS,
+    MAX_MODEL_LENGTH,
+    MAX_TOKENS,
+    REQUEST_ID_TTL,
+    WINDOW_MINUTES,
+    check_request_id,
+    request_key,
+)
+from store.connection import Packed
+from store.conversation import (
+    APPEND_MANY_CHUNK,
+    MAX_MESSAGE_BYTES,
+    PREVIEW_CHARS,
+    ConversationMemory,
+)
 from store.keys import SessionKeys, check_part
 from store.memory import MemoryStore, SessionMemory, VersionConflictError
 
@@ -84,6 +101,10 @@ two round trips (its messages, then its responses' usage), so memory stays bound
 the file's size."""
 READ_BYTES = 1024 * 1024
 """The file is read in chunks of this many bytes."""
+WRITES_AHEAD = 64
+WRITES_AHEAD_BYTES = 16 * 1024 * 1024
+"""Batches (and bytes of them) read ahead of the store, at most: memory stays bounded. What
+waits when the store is free goes out together."""
 TICK_LINES = 32
 """Lines parsed between two looks at the batch being written (see record_transcript)."""
 SYNTHETIC_MODEL = "<synthetic>"
@@ -148,8 +169,10 @@ class _Message(BaseModel):
     usage: _Usage | None = None
 
 
-class _Line(BaseModel):
-    """A user or assistant entry of a transcript, as much of it as is recorded."""
+class _LineModel(BaseModel):
+    """A user or assistant entry of a transcript, as much of it as is recorded: what a line
+    must be to be recorded (the definition; :func:`_fast_line` takes the common shapes of it
+    without pydantic)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -167,6 +190,195 @@ class _Line(BaseModel):
     gitBranch: str | None = None
     version: str | None = None
     message: _Message
+
+
+class _Line:
+    """A validated user or assistant line, flattened (``message.*`` as ``message_id``,
+    ``model``, ``content``, ``counts``); ``clean``: its strings came from pydantic_core's
+    parser, so they hold no lone surrogates."""
+
+    __slots__ = (
+        "agent_id",
+        "clean",
+        "content",
+        "counts",
+        "cwd",
+        "git_branch",
+        "message_id",
+        "meta",
+        "model",
+        "parent_uuid",
+        "request_id",
+        "session_id",
+        "sidechain",
+        "timestamp",
+        "type",
+        "uuid",
+        "version",
+    )
+
+    def __init__(
+        self,
+        type: str,
+        uuid: str,
+        parent_uuid: str | None,
+        sidechain: bool,
+        meta: bool,
+        session_id: str | None,
+        request_id: str | None,
+        agent_id: str | None,
+        timestamp: datetime | None,
+        cwd: str | None,
+        git_branch: str | None,
+        version: str | None,
+        message_id: str | None,
+        model: str | None,
+        content: str | list[dict[str, Any]],
+        counts: tuple[int, int, int, int] | None,
+        clean: bool,
+    ) -> None:
+        self.type = type
+        self.uuid = uuid
+        self.parent_uuid = parent_uuid
+        self.sidechain = sidechain
+        self.meta = meta
+        self.session_id = session_id
+        self.request_id = request_id
+        self.agent_id = agent_id
+        self.timestamp = timestamp
+        self.cwd = cwd
+        self.git_branch = git_branch
+        self.version = version
+        self.message_id = message_id
+        self.model = model
+        self.content = content
+        self.counts = counts
+        self.clean = clean
+
+    @classmethod
+    def of(cls, line: _LineModel, clean: bool) -> _Line:
+        message = line.message
+        return cls(
+            line.type,
+            line.uuid,
+            line.parentUuid,
+            bool(line.isSidechain),
+            bool(line.isMeta),
+            line.sessionId,
+            line.requestId,
+            line.agentId,
+            line.timestamp,
+            line.cwd,
+            line.gitBranch,
+            line.version,
+            message.id,
+            message.model,
+            message.content,
+            None if message.usage is None else message.usage.counts(),
+            clean,
+        )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UTC_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
+_MAX_COUNT = 10**12
+
+
+def _is_id(value: object) -> bool:
+    """What ``_Id`` takes, for a value from JSON."""
+    return type(value) is str and 0 < len(value) <= 256 and not _CONTROL.search(value)
+
+
+def _fast_line(data: dict[str, Any], kind: str) -> _Line | None:
+    """``_LineModel.model_validate(data)`` for the shapes Claude Code writes, without pydantic:
+    the line when every field is of the one plain form that validates to itself (strings,
+    ``true``/``false``/``null``, in-range integers, a ``…Z`` timestamp); None when anything is
+    of another form, and then pydantic decides (it takes more: "1" for true, 5.0 for 5…), so
+    what is accepted or refused is exactly what the model accepts or refuses."""
+    get = data.get
+    uuid = get("uuid")
+    session = get("sessionId")
+    request = get("requestId")
+    if not _is_id(uuid) or (session is not None and not _is_id(session)):
+        return None
+    if request is not None and not _is_id(request):
+        return None
+    parent = get("parentUuid")
+    agent = get("agentId")
+    cwd = get("cwd")
+    branch = get("gitBranch")
+    version = get("version")
+    for value in (parent, agent, cwd, branch, version):
+        if value is not None and type(value) is not str:
+            return None
+    sidechain = get("isSidechain")
+    meta = get("isMeta")
+    if (sidechain is not None and type(sidechain) is not bool) or (
+        meta is not None and type(meta) is not bool
+    ):
+        return None
+    stamp = get("timestamp")
+    timestamp = None
+    if stamp is not None:
+        if type(stamp) is not str or not _UTC_STAMP.fullmatch(stamp):
+            return None
+        try:
+            timestamp = datetime.fromisoformat(stamp)
+        except ValueError:  # e.g. February 30th: pydantic says what that is
+            return None
+    message = get("message")
+    if type(message) is not dict:
+        return None
+    get = message.get
+    message_id = get("id")
+    if message_id is not None and not _is_id(message_id):
+        return None
+    role = get("role")
+    model = get("model")
+    if (role is not None and type(role) is not str) or (
+        model is not None and type(model) is not str
+    ):
+        return None
+    content = get("content", "")
+    if type(content) is not str:
+        if type(content) is not list:
+            return None
+        for block in content:
+            if type(block) is not dict:
+                return None
+    usage = get("usage")
+    counts = None
+    if usage is not None:
+        if type(usage) is not dict:
+            return None
+        values = []
+        for name in COUNTS:
+            value = usage.get(name)
+            if value is None:
+                value = 0
+            elif type(value) is not int or not 0 <= value <= _MAX_COUNT:
+                return None
+            values.append(value)
+        counts = (values[0], values[1], values[2], values[3])
+    return _Line(
+        kind,
+        uuid,
+        parent,
+        sidechain is True,
+        meta is True,
+        session,
+        request,
+        agent,
+        timestamp,
+        cwd,
+        branch,
+        version,
+        message_id,
+        model,
+        content,
+        counts,
+        True,
+    )
 
 
 @dataclass
@@ -221,6 +433,214 @@ async def record_transcript(
     """
     if session_id is not None:
         session_id = check_part("session_id", session_id)
+    writer = _Writer(conn)
+    try:
+        result = await _read_file(
+            conn, writer, path, offset, session_id, save_context, progress, complete
+        )
+        await writer.drain()
+    finally:
+        await writer.cancel()
+    return result
+
+
+async def record_transcripts(
+    conn: Connection,
+    paths: Iterable[os.PathLike[str] | str],
+    *,
+    session_id: str | None = None,
+    progress: Callable[[Any, int], object] | None = None,
+    done: Callable[[Any, TranscriptResult], object] | None = None,
+    failed: Callable[[Any, OSError], object] | None = None,
+) -> None:
+    """:func:`record_transcript` (from offset 0, complete) of each path in turn, with the
+    writes of one file going on while the next is read: the same store writes in the same
+    order (a file's after the one's before it), without waiting for the store between files.
+
+    ``progress(path, offset)`` after each batch of a file is written; ``done(path, result)``
+    once all of a file is written (its result is final then); ``failed(path, error)`` when a
+    file cannot be read (OSError; its lines read before the error may be written), and the
+    next one is read (without ``failed``, the OSError is raised). The store's errors raise.
+    """
+    if session_id is not None:
+        session_id = check_part("session_id", session_id)
+    writer = _Writer(conn)
+    try:
+        for path in paths:
+            try:
+                result = await _read_file(
+                    conn,
+                    writer,
+                    path,
+                    0,
+                    session_id,
+                    True,
+                    None if progress is None else functools.partial(progress, path),
+                    True,
+                )
+            except OSError as error:
+                if failed is None:
+                    raise
+                failed(path, error)
+                continue
+            if done is not None:
+                await writer.call(functools.partial(_call, done, path, result))
+        await writer.drain()
+    finally:
+        await writer.cancel()
+
+
+async def _call(function: Callable[..., object], *args: Any) -> None:
+    function(*args)
+
+
+class _Writer:
+    """The store writes of the batches read, in the order they were read, made while the
+    caller reads on. What is waiting when the store is free goes out together (several batches,
+    of several files): their appends in one round trip, then their usage in a second one, so
+    the store is never kept waiting for a round trip per batch. At most WRITES_AHEAD batches
+    wait (memory stays bounded); then the caller waits for the store."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        # batches (a _Recorder, its batch, then a callback or None) and callbacks (a
+        # coroutine function) waiting their turn
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._batches = 0  # batches queued or being written
+        self._bytes = 0  # and the bytes they were read from
+        self._task: asyncio.Task[None] | None = None
+        self._written = asyncio.Event()  # set after each round of writes
+
+    async def batch(
+        self,
+        recorder: _Recorder,
+        batch: list[_Entry],
+        then: Callable[[], object] | None,
+        size: int,
+    ) -> None:
+        """Queue a batch (of ``size`` bytes read); ``then()`` once it is written."""
+        while self._batches >= WRITES_AHEAD or self._bytes >= WRITES_AHEAD_BYTES:
+            self._written.clear()
+            self._start()
+            await self._wait()
+        self._queue.append((recorder, batch, then, size))
+        self._batches += 1
+        self._bytes += size
+        self._start()
+        await asyncio.sleep(0)  # let it send
+
+    async def call(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Queue ``await function()``, for after the writes queued before it."""
+        self._queue.append((function,))
+        self._start()
+
+    async def pause(self) -> None:
+        """A moment for the writes in flight to send or read."""
+        if self._task is not None:
+            await asyncio.sleep(0)
+
+    async def drain(self) -> None:
+        while self._task is not None:
+            await self._wait()
+
+    async def cancel(self) -> None:
+        task, self._task = self._task, None
+        self._queue.clear()
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    def _start(self) -> None:
+        if self._task is None and self._queue:
+            self._task = asyncio.create_task(self._run())
+
+    async def _wait(self) -> None:
+        task = self._task
+        if task is None:
+            return
+        waiter = asyncio.ensure_future(self._written.wait())
+        try:
+            await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if task.done():
+            self._task = None
+            task.result()  # its error raises here
+            self._start()
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while queue:
+            # all that waits: its batches written together, then the callbacks, in order (a
+            # callback comes after the batches queued before it, and maybe after later ones)
+            group = list(queue)
+            queue.clear()
+            batches = [item for item in group if len(item) == 4]
+            # the reader may queue as much again while these are written
+            self._batches -= len(batches)
+            self._bytes -= sum(item[3] for item in batches)
+            self._written.set()
+            if batches:
+                await self._write(batches)
+            for item in group:
+                if len(item) == 1:
+                    await item[0]()
+                elif item[2] is not None:
+                    item[2]()
+            self._written.set()
+        self._task = None
+
+    async def _write(self, batches: list[tuple[Any, ...]]) -> None:
+        conn = self.conn
+        checked = [(item[0], item[1]) for item in batches if item[0].check]
+        known: dict[int, set[str]] = {}
+        if checked:
+            commands: list[tuple[Any, ...]] = []
+            reading = []
+            for recorder, batch in checked:
+                asks, uuids_of = recorder.known_commands(batch)
+                reading.append((id(batch), len(asks), uuids_of))
+                commands += asks
+            replies = await conn.call_many(commands)
+            at = 0
+            for key, count, uuids_of in reading:
+                known[key] = _Recorder.known(uuids_of, replies[at : at + count])
+                at += count
+        appends: list[_Call] = []
+        plans = []
+        for recorder, batch, *_ in batches:
+            calls, plan = recorder.plan(batch, known.get(id(batch), ()))
+            plans.append((recorder, plan, len(calls)))
+            appends += calls
+        replies = await conn.run_many("conversation_append_many", appends)
+        debits: list[_Call] = []
+        counts = []
+        at = 0
+        for recorder, plan, count in plans:
+            calls = recorder.settle(plan, replies[at : at + count])
+            at += count
+            counts.append((recorder, len(calls)))
+            debits += calls
+        replies = await conn.run_many("budget_debit_many", debits)
+        at = 0
+        for recorder, count in counts:
+            recorder.count(replies[at : at + count])
+            at += count
+
+
+async def _read_file(
+    conn: Connection,
+    writer: _Writer,
+    path: os.PathLike[str] | str,
+    offset: int,
+    session_id: str | None,
+    save_context: bool,
+    progress: Callable[[int], object] | None,
+    complete: bool,
+) -> TranscriptResult:
+    """Read one transcript and hand its writes to ``writer`` (the last of them writes the
+    sessions' contexts); the result is final once they are done."""
     source = os.fspath(path)
     result = TranscriptResult(offset=offset)
     contexts: dict[str, dict[str, Any]] = {}
@@ -232,55 +652,44 @@ async def record_transcript(
         # Reading from where an earlier read stopped short of a response: that response's first
         # line is stored already, but its usage was left for now.
         recorder = _Recorder(conn, result, resuming=offset > 0)
+        read = offset  # bytes handed to the writer so far
 
-        async def write(batch: list[_Entry], done: int) -> None:
-            await recorder.record(batch)
-            if progress is not None:
-                progress(done)
-
-        # A batch is written while the next one is parsed: the store works while Python reads.
-        # Batches go out one after the other (a batch waits for the one before), and the parse
-        # pauses every TICK_LINES lines to let the loop send and read for the batch in flight.
-        writing: asyncio.Task[None] | None = None
-        try:
-            for batch, done in _batches(file, result, session_id, complete):
-                if batch is None:
-                    if writing is not None and not writing.done():
-                        await asyncio.sleep(0)
-                    continue
-                for entry in batch:
-                    _remember_context(contexts, entry, source)
-                if writing is not None:
-                    await writing
-                writing = asyncio.create_task(write(batch, done))
-                await asyncio.sleep(0)  # let it send
-            if writing is not None:
-                await writing
-        finally:
-            if writing is not None and not writing.done():
-                writing.cancel()
-                with contextlib.suppress(BaseException):
-                    await writing
+        # A batch is written while the next ones are parsed: the store works while Python
+        # reads. Batches are written in order, and the parse pauses every TICK_LINES lines to
+        # let the loop send and read for the writes in flight.
+        for batch, done in _batches(file, result, session_id, complete):
+            if batch is None:
+                await writer.pause()
+                continue
+            for entry in batch:
+                _remember_context(contexts, entry, source)
+            then = None if progress is None else functools.partial(progress, done)
+            await writer.batch(recorder, batch, then, done - read)
+            read = done
     if save_context and contexts:
-        memory = MemoryStore(conn)
-        for session, context in contexts.items():
-            # Only if absent: a context already there (a hook's, an operator's) wins.
-            with contextlib.suppress(VersionConflictError):
-                await memory.set(SessionMemory.context_key(session), context, expected_version=0)
+        await writer.call(functools.partial(_save_contexts, conn, contexts))
     return result
 
 
+async def _save_contexts(conn: Connection, contexts: dict[str, dict[str, Any]]) -> None:
+    memory = MemoryStore(conn)
+    for session, context in contexts.items():
+        # Only if absent: a context already there (a hook's, an operator's) wins.
+        with contextlib.suppress(VersionConflictError):
+            await memory.set(SessionMemory.context_key(session), context, expected_version=0)
+
+
 def _lines(file: Any) -> Iterator[bytes]:
-    """The file's complete lines (each ending in a newline), read in large chunks; a last line
-    without its newline is still being written: the next call reads it whole."""
+    """The file's complete lines (each ended by a newline, given without it), read in large
+    chunks; a last line without its newline is still being written: the next call reads it
+    whole."""
     rest = b""
     while chunk := file.read(READ_BYTES):
         lines = chunk.split(b"\n")
         if rest:
             lines[0] = rest + lines[0]
         rest = lines.pop()
-        for line in lines:
-            yield line + b"\n"
+        yield from lines
 
 
 def _batches(
@@ -299,7 +708,7 @@ def _batches(
     trailing: tuple[int, int, int] | None = None  # the last response: batch index, offset, lines
     for raw in _lines(file):
         starts = result.offset
-        result.offset += len(raw)
+        result.offset += len(raw) + 1
         result.lines += 1
         if not result.lines % TICK_LINES:
             yield None, starts
@@ -307,7 +716,7 @@ def _batches(
         if entry is None:
             trailing = None  # another line follows the response: it is finished
             continue
-        response = entry.line.message.id if entry.line.type == "assistant" else None
+        response = entry.line.message_id if entry.line.type == "assistant" else None
         full = len(batch) >= BATCH_LINES or size >= BATCH_BYTES
         if full and (response is None or response != previous_response):
             yield batch, starts
@@ -317,7 +726,7 @@ def _batches(
         elif response != previous_response:
             trailing = (len(batch), starts, result.lines - 1)
         batch.append(entry)
-        size += len(raw)
+        size += len(raw) + 1
         previous_response = response
     if not complete and trailing is not None:
         # Its lines are recorded now (the dashboard shows them), its usage when it is whole:
@@ -329,50 +738,57 @@ def _batches(
         yield batch, result.offset
 
 
+_SPACE = b" \t\n\r\x0b\x0c"  # what bytes.strip() strips
+
+
 def _parse(raw: bytes, result: TranscriptResult, session_id: str | None) -> _Entry | None:
-    text = raw.strip()
-    if not text:
-        return None
+    """One line (without its newline) as an entry, or None (counted in ``result``)."""
+    if raw and raw[0] not in _SPACE and raw[-1] not in _SPACE:
+        text = raw
+    else:
+        text = raw.strip()
+        if not text:
+            return None
+    # json.loads(text), sooner: pydantic_core's parser (~3x faster) takes all but a few of what
+    # json.loads takes, with the same result; those few (a byte-order mark, surrogates encoded
+    # in UTF-8 or escaped alone) go to json.loads, so what is read is exactly as before.
+    clean = True
     try:
-        data = _loads(text)
-    except ValueError:  # not JSON, or not UTF-8
+        data = pydantic_core.from_json(text, cache_strings="keys")
+    except ValueError:
+        clean = False
+        try:
+            data = json.loads(text)
+        except ValueError:  # not JSON, or not UTF-8
+            result.malformed += 1
+            return None
+    if type(data) is not dict:
         result.malformed += 1
         return None
-    if not isinstance(data, dict):
-        result.malformed += 1
-        return None
-    if data.get("type") not in ("user", "assistant"):
+    kind = data.get("type")
+    if kind != "user" and kind != "assistant":
         if _has_usage(data):
             result.usage_unattributed += 1
         result.ignored += 1
         return None
-    try:
-        line = _Line.model_validate(data)
-    except ValidationError:
-        if _has_usage(data):
-            result.usage_unattributed += 1
-        result.malformed += 1
-        return None
-    session = session_id or line.sessionId
+    line = _fast_line(data, kind) if clean else None
+    if line is None:
+        try:
+            line = _Line.of(_LineModel.model_validate(data), clean)
+        except ValidationError:
+            if _has_usage(data):
+                result.usage_unattributed += 1
+            result.malformed += 1
+            return None
+    session = session_id or line.session_id
     if session is None:
         result.malformed += 1
         return None
     result.sessions.add(session)
     request = None
-    message = line.message
-    if line.type == "assistant" and message.usage is not None and message.model != SYNTHETIC_MODEL:
-        request = f"{message.id or 'line-' + line.uuid}:{line.requestId or '-'}"
+    if kind == "assistant" and line.counts is not None and line.model != SYNTHETIC_MODEL:
+        request = f"{line.message_id or 'line-' + line.uuid}:{line.request_id or '-'}"
     return _Entry(line, session, request)
-
-
-def _loads(text: bytes) -> Any:
-    """``json.loads(text)``, sooner: pydantic_core's parser (~3x faster) takes all but a few of
-    what json.loads takes, with the same result; those few (a byte-order mark, surrogates
-    encoded in UTF-8 or escaped alone) go to json.loads, so what is read is exactly as before."""
-    try:
-        return pydantic_core.from_json(text)
-    except ValueError:
-        return json.loads(text)
 
 
 def _has_usage(data: dict[str, Any]) -> bool:
@@ -383,134 +799,267 @@ def _has_usage(data: dict[str, Any]) -> bool:
 def _remember_context(contexts: dict[str, dict[str, Any]], entry: _Entry, source: str) -> None:
     """What the session's context would say: from its main (not sidechain) lines."""
     line = entry.line
-    if line.isSidechain:
+    if line.sidechain:
         return
     context = contexts.get(entry.session)
     if context is None:
         context = contexts[entry.session] = {"agent": AGENT, "transcript_path": source}
     for key, value in (
         ("cwd", line.cwd),
-        ("git_branch", line.gitBranch),
+        ("git_branch", line.git_branch),
         ("version", line.version),
     ):
         if value and key not in context:
             context[key] = value
-    model = line.message.model
+    model = line.model
     if line.type == "assistant" and model and model != SYNTHETIC_MODEL:
         context["model"] = model  # the latest
 
 
+_KNOWN, _SENT = 0, 1
+
+
+def _ids_key(conn: Connection, session: str) -> str:
+    return conn.session(session).key("conversation") + ":ids"
+
+
+_Call = tuple[SessionKeys, Sequence[str], Sequence[object]]
+
+
 class _Recorder:
-    """Writes batches of entries with the scripts of ConversationMemory.append_unique and
-    TokenBudgetTracker.record_usage, pipelined: a batch's messages in one round trip (each its
-    own atomic, id-deduplicated append, in order), then the usage of the responses whose first
-    line was new to the store in a second one."""
+    """Writes one file's batches of entries as ConversationMemory.append_unique_many and
+    TokenBudgetTracker.record_usage_many would: a batch's messages in one
+    conversation_append_many call per session (each message its own id-deduplicated append
+    and event, in order), then the usage of the responses whose first line was new to the store
+    in one budget_debit_many call per session. The calls are made by :class:`_Writer`, which
+    sends those of several batches together: :meth:`plan` makes a batch's appends,
+    :meth:`settle` reads their replies and makes its debits, :meth:`count` reads theirs.
+
+    A batch after one that met messages stored already first asks which of its ids are stored
+    (:meth:`check`, one HMGET per session): a transcript imported again is then read without
+    building or sending most of its messages."""
 
     def __init__(self, conn: Connection, result: TranscriptResult, *, resuming: bool) -> None:
         self.conn = conn
         self.result = result
         self._resuming = resuming  # the first entry read may be a response left open before
         self._resumed: str | None = None
+        self.check = False  # ask which ids are stored before building a batch's messages
 
-    async def record(self, batch: list[_Entry]) -> None:
+    def known_commands(self, batch: list[_Entry]) -> tuple[list[tuple[Any, ...]], Any]:
+        """The HMGETs that say which of the batch's ids are stored, and what :meth:`known`
+        needs to read their replies."""
+        by_session: dict[str, list[str]] = {}
+        for entry in batch:
+            by_session.setdefault(entry.session, []).append(entry.line.uuid)
+        conn = self.conn
+        commands = [
+            ("HMGET", _ids_key(conn, session), *uuids) for session, uuids in by_session.items()
+        ]
+        return commands, list(by_session.values())
+
+    @staticmethod
+    def known(uuids_of: list[list[str]], replies: Sequence[Any]) -> set[str]:
+        known: set[str] = set()
+        for uuids, numbers in zip(uuids_of, replies, strict=True):
+            if isinstance(numbers, Exception):
+                raise numbers
+            known.update(uuid for uuid, number in zip(uuids, numbers, strict=True) if number)
+        return known
+
+    def plan(self, batch: list[_Entry], known: Container[str]) -> tuple[list[_Call], Any]:
+        """The batch's conversation_append_many calls, and what :meth:`settle` needs."""
+        result = self.result
         requests = _requests(batch)
-        appends: list[tuple[SessionKeys, tuple[str], tuple[bytes, bytes, str, str]]] = []
-        planned: list[tuple[_Entry, _Request | None, bool]] = []
+        # session -> conversation_append_many's arguments after the first: (message JSON, event
+        # head, id) of each message, in RESP
+        frames_of: dict[str, list[bytes]] = {}
+        planned: list[tuple[_Entry, _Request | None, bool, int]] = []
         for entry in batch:
             if self._resuming:
                 self._resuming = False
                 self._resumed = entry.request
             request = requests.get(entry.request) if entry.request else None
-            first = request is not None and request.first_uuid == entry.line.uuid
+            line = entry.line
+            first = request is not None and request.first_uuid == line.uuid
             counted = first and not entry.deferred and request is not None and request.tokens
-            message = _message(entry.line, request.tokens if counted and request else None)
+            if line.uuid in known:
+                planned.append((entry, request if counted else None, False, _KNOWN))
+                continue
+            message = _message(line, request.tokens if counted and request else None)
             try:
                 text, head = _encode(message)
             except ValueError:  # the store would refuse what we made of the line
-                self.result.malformed += 1
+                result.malformed += 1
                 continue
-            keys = self.conn.session(entry.session)
-            appends.append((keys, (keys.key("conversation"),), (text, head, "", entry.line.uuid)))
-            planned.append((entry, request if counted else None, "cut_bytes" in message["context"]))
-        replies = await self.conn.run_many("conversation_append", appends)
-        debits: list[tuple[SessionKeys, tuple[()], list[object]]] = []
-        for (entry, request, cut), reply in zip(planned, replies, strict=True):
+            frames = frames_of.get(entry.session)
+            if frames is None:
+                frames = frames_of[entry.session] = []
+            uuid = line.uuid.encode()
+            frames.append(
+                b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (len(text), text, len(head), head, len(uuid), uuid)
+            )
+            cut = "cut_bytes" in message["context"]
+            planned.append((entry, request if counted else None, cut, _SENT))
+        calls: list[_Call] = []
+        for session, frames in frames_of.items():
+            keys = self.conn.session(session)
+            calls.append(
+                (
+                    keys,
+                    ConversationMemory.append_many_keys(keys),
+                    (APPEND_MANY_CHUNK, Packed(3 * len(frames), b"".join(frames))),
+                )
+            )
+        return calls, (list(frames_of), planned, result.duplicates)
+
+    def settle(self, plan: Any, replies: Sequence[Any]) -> list[_Call]:
+        """Count what the appends did; the budget_debit_many calls of the usage to record."""
+        sessions, planned, duplicates = plan
+        result = self.result
+        numbers: dict[str, Iterator[int]] = {}
+        for session, reply in zip(sessions, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
-            _index, _first, written = reply
-            if not written:  # a message with this id is stored already: nothing was written
-                self.result.duplicates += 1
+            numbers[session] = iter(reply[1:])
+        debits: dict[str, tuple[list[str], list[object]]] = {}  # session -> keys, arguments
+        for entry, request, cut, how in planned:
+            if how is _KNOWN or next(numbers[entry.session]) < 0:
+                # a message with this id is stored already: nothing was written
+                result.duplicates += 1
                 if request is not None and entry.request == self._resumed:
-                    debits.append(_debit(self.conn, entry, request))  # the response left open
+                    _debit(self.conn, debits, entry, request)  # the response left open
                 continue
-            self.result.messages_added += 1
+            result.messages_added += 1
             if cut:
-                self.result.truncated += 1
+                result.truncated += 1
             if request is not None:
-                debits.append(_debit(self.conn, entry, request))
-        for reply in await self.conn.run_many("budget_debit", debits):
+                _debit(self.conn, debits, entry, request)
+        self.check = result.duplicates > duplicates
+        return [
+            (self.conn.session(session), keys, args) for session, (keys, args) in debits.items()
+        ]
+
+    def count(self, replies: Sequence[Any]) -> None:
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-            if reply[0]:  # 0: the request id was counted already (within 24 h)
-                self.result.usage_added += 1
+            # 0: the request id was counted already (within 24 h)
+            self.result.usage_added += sum(reply[0::3])
+
+
+_models: dict[str, str | None] = {}
+
+
+def _valid_model(model: str) -> str | None:
+    """The model as record_usage's breakdown takes it, or None (it is left out)."""
+    valid = _models.get(model, "")
+    if valid == "":
+        try:
+            check_part("model", model)
+            valid = model if len(model) <= MAX_MODEL_LENGTH else None
+        except ValueError:
+            valid = None
+        if len(_models) < 1024:
+            _models[model] = valid
+    return valid
 
 
 def _debit(
-    conn: Connection, entry: _Entry, request: _Request
-) -> tuple[SessionKeys, tuple[()], list[object]]:
-    """The budget_debit call of ``TokenBudgetTracker(session).record_usage(...,
-    enforce_limit=False)`` for a response's usage (same checks, same arguments)."""
+    conn: Connection,
+    debits: dict[str, tuple[list[str], list[object]]],
+    entry: _Entry,
+    request: _Request,
+) -> None:
+    """Add a response's usage to its session's budget_debit_many call: what
+    ``TokenBudgetTracker(session, SESSION_TOKEN_LIMIT).record_usage_many`` sends for it (the
+    same checks, the same arguments as ``record_usage(..., enforce_limit=False)``)."""
     model = request.model
     if model is not None:
-        try:
-            check_part("model", model)
-        except ValueError:
-            model = None
-        if model is not None and len(model) > MAX_MODEL_LENGTH:
-            model = None
+        model = _valid_model(model)
     assert entry.request is not None
     request_id = check_request_id(entry.request[:256])
     tokens = request.tokens
     if tokens > MAX_TOKENS:
         raise ValueError(f"tokens must be between 0 and {MAX_TOKENS}, not {tokens}")
-    args: list[object] = [request_id, tokens, SESSION_TOKEN_LIMIT, "record", 1]
-    if entry.line.isSidechain:
-        args += ("sidechain", 1)
+    call = debits.get(entry.session)
+    if call is None:
+        budget = conn.session(entry.session).key("budget")
+        call = debits[entry.session] = (
+            [budget, budget + ":minutes"],
+            [SESSION_TOKEN_LIMIT, REQUEST_ID_TTL, WINDOW_MINUTES],
+        )
+    keys, args = call
+    keys.append(request_key(keys[0], request_id))
+    counts = request.counts
+    options: list[object] = [request_id, tokens]
+    if entry.line.sidechain:
+        options += ("sidechain", 1)
     if request.timestamp is not None:
-        args += ("at", round(request.timestamp.timestamp() * 1000))
-    for name, count in zip(COUNTS, request.counts, strict=True):
-        args += (name, count)
+        options += ("at", round(request.timestamp.timestamp() * 1000))
+    options += (
+        COUNTS[0],
+        counts[0],
+        COUNTS[1],
+        counts[1],
+        COUNTS[2],
+        counts[2],
+        COUNTS[3],
+        counts[3],
+    )
     if model is not None:
-        args += ("model", model)
-    return conn.session(entry.session), (), args
+        options += ("model", model)
+    args.append(len(options))
+    args += options
 
 
 def _encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
     """What ``ConversationMemory.append`` sends for one of :func:`_message`'s messages: the
     stored JSON (without its index) and the event's head, as ``encode_message`` makes them
-    (plain JSON values only, so codec's tagging changes nothing). ValueError when too big."""
+    (plain JSON values only, so codec's tagging changes nothing; the same text as
+    ``pydantic_core.to_json`` of the dicts, put together from its parts). ValueError when too
+    big."""
     content = message["content"]
     timestamp = message.get("timestamp") or datetime.now(UTC)
-    stamp = timestamp.isoformat()
-    stored: dict[str, Any] = {
-        "role": message["role"],
-        "content": content,
-        "timestamp": stamp,
-        "context": message["context"],
-    }
-    head: dict[str, Any] = {
-        "role": message["role"],
-        "preview": content[:PREVIEW_CHARS],
-        "length": len(content),
-        "timestamp": stamp,
-    }
-    for name in ("tokens", "model"):
-        if name in message:
-            stored[name] = head[name] = message[name]
-    text = pydantic_core.to_json(stored)
+    stamp = timestamp.isoformat().encode()  # ASCII digits and signs: nothing to escape
+    role = _ROLES[message["role"]]
+    extra = b""
+    if "tokens" in message:
+        extra = b',"tokens":%d' % message["tokens"]
+    if "model" in message:
+        extra += b',"model":' + to_json(message["model"])
+    text = b"".join(
+        (
+            role,
+            b',"content":',
+            to_json(content),
+            b',"timestamp":"',
+            stamp,
+            b'","context":',
+            to_json(message["context"]),
+            extra,
+            b"}",
+        )
+    )
     if len(text) > MAX_MESSAGE_BYTES:
         raise ValueError(f"message is {len(text)} bytes as JSON; the limit is {MAX_MESSAGE_BYTES}")
-    return text, pydantic_core.to_json(head)[:-1]
+    head = b"".join(
+        (
+            role,
+            b',"preview":',
+            to_json(content[:PREVIEW_CHARS]),
+            b',"length":%d,"timestamp":"' % len(content),
+            stamp,
+            b'"',
+            extra,
+        )
+    )
+    return text, head
+
+
+to_json = pydantic_core.to_json
+_ROLES = {role: b'{"role":"' + role.encode() + b'"' for role in ("user", "assistant", "tool")}
 
 
 def _requests(batch: list[_Entry]) -> dict[str, _Request]:
@@ -518,17 +1067,15 @@ def _requests(batch: list[_Entry]) -> dict[str, _Request]:
     for entry in batch:
         if entry.request is None:
             continue
-        message = entry.line.message
-        assert message.usage is not None
-        counts = message.usage.counts()
+        line = entry.line
+        counts = line.counts
+        assert counts is not None
         known = requests.get(entry.request)
         if known is None:
-            requests[entry.request] = _Request(
-                counts, message.model, entry.line.timestamp, entry.line.uuid
-            )
+            requests[entry.request] = _Request(counts, line.model, line.timestamp, line.uuid)
         else:
             known.counts = _max_counts(known.counts, counts)
-            known.model = known.model or message.model
+            known.model = known.model or line.model
     return requests
 
 
@@ -540,22 +1087,21 @@ def _max_counts(
 
 def _message(line: _Line, tokens: int | None) -> dict[str, Any]:
     """The ConversationMessage dict for one line."""
-    message = line.message
     context: dict[str, Any] = {"source": SOURCE, "uuid": line.uuid}
-    if line.parentUuid:
-        context["parent_uuid"] = line.parentUuid
-    if line.isSidechain:
+    if line.parent_uuid:
+        context["parent_uuid"] = line.parent_uuid
+    if line.sidechain:
         context["sidechain"] = True
-        if line.agentId:
-            context["agent_id"] = line.agentId
-    if line.isMeta:
+        if line.agent_id:
+            context["agent_id"] = line.agent_id
+    if line.meta:
         context["meta"] = True
-    if message.id:
-        context["message_id"] = message.id
-    if line.requestId:
-        context["request_id"] = line.requestId
+    if line.message_id:
+        context["message_id"] = line.message_id
+    if line.request_id:
+        context["request_id"] = line.request_id
     content, role = _render(line, context)
-    content, cut, total = fit(content, MAX_CONTENT_BYTES)
+    content, cut, total = fit(content, MAX_CONTENT_BYTES, clean=line.clean)
     if cut:
         context["cut_bytes"] = cut
         context["original_bytes"] = total
@@ -564,8 +1110,9 @@ def _message(line: _Line, tokens: int | None) -> dict[str, Any]:
         out["timestamp"] = line.timestamp
     if tokens:
         out["tokens"] = tokens
-    if line.type == "assistant" and message.model and len(message.model) <= 256:
-        out["model"] = message.model
+    model = line.model
+    if line.type == "assistant" and model and len(model) <= 256:
+        out["model"] = model
     return out
 
 
@@ -573,7 +1120,7 @@ def _role(line: _Line) -> str:
     """assistant; tool for a user line of tool results only; else user."""
     if line.type == "assistant":
         return "assistant"
-    content = line.message.content
+    content = line.content
     tools_only = isinstance(content, list) and content
     if tools_only and all(block.get("type") == "tool_result" for block in content):
         return "tool"
@@ -582,7 +1129,7 @@ def _role(line: _Line) -> str:
 
 def _render(line: _Line, context: dict[str, Any]) -> tuple[str, str]:
     """(content, role) of a line; notes block types and tool ids in ``context``."""
-    content = line.message.content
+    content = line.content
     role = _role(line)
     if isinstance(content, str):
         return content, role
@@ -626,8 +1173,12 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    """``json.dumps(value, ensure_ascii=False, default=str)``."""
+    return _ENCODER.encode(value)
 
 
 def _result_text(content: object) -> str:
@@ -661,15 +1212,20 @@ def valid_text(text: str) -> str:
     return text
 
 
-def fit(content: str, limit: int) -> tuple[str, int, int]:
+def fit(content: str, limit: int, *, clean: bool = False) -> tuple[str, int, int]:
     """``content`` cut to at most ``limit`` bytes as JSON, with a note saying what was cut.
 
     Returns (content, bytes cut, bytes it had), counted in UTF-8; when nothing was cut the
-    content is returned as it was.
+    content is returned as it was. ``clean``: it holds no lone surrogates (the caller knows).
     """
-    content = valid_text(content)
     if len(content) * 6 <= limit:  # even with every character escaped it fits
+        if content.isascii():
+            return content, 0, len(content)
+        if not clean:
+            content = valid_text(content)
         return content, 0, len(content.encode())
+    if not clean:
+        content = valid_text(content)
     raw = content.encode()
     if _json_size(content) <= limit:
         return content, 0, len(raw)

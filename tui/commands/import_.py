@@ -23,7 +23,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +93,31 @@ def run(args: argparse.Namespace) -> int:
 async def _import(conn: Any, files: list[Path], session: str | None) -> int:
     from redis.exceptions import RedisError
 
-    from store.integrations.transcript import TranscriptResult, record_transcript
+    from store.integrations.transcript import TranscriptResult, record_transcripts
 
     total = TranscriptResult(offset=0)
     imported = unreadable = 0
+    pending: list[Path] = []  # files read whose writes are not all done, oldest first
+
+    def started(path: Path) -> Path:
+        pending.append(path)
+        progress.start(path)
+        return path
+
+    def done(path: Path, result: TranscriptResult) -> None:
+        nonlocal imported
+        pending.remove(path)
+        progress.done(path)
+        _add(total, result)
+        imported += 1
+
+    def failed(path: Path, error: OSError) -> None:
+        nonlocal unreadable
+        pending.remove(path)
+        unreadable += 1
+        progress.warn(f"memdash import: cannot read {path}: {error.strerror or error}")
+        progress.done(path)  # its bytes are behind us too
+
     try:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -104,27 +125,20 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
         except (RedisError, OSError, TimeoutError) as error:
             return fail(f"cannot reach the store at {conn.display_url}: {error}")
         with _Progress(files) as progress:
-            for path in files:
-                progress.start(path)
-                try:
-                    result = await record_transcript(
-                        conn,
-                        path,
-                        session_id=session,
-                        progress=progress.reached,
-                    )
-                except (RedisError, TimeoutError) as error:
-                    progress.stop()
-                    print(_summary(imported, total), flush=True)
-                    return fail(f"the store failed during {path}: {error}")
-                except OSError as error:
-                    unreadable += 1
-                    progress.warn(f"memdash import: cannot read {path}: {error.strerror or error}")
-                    progress.done(path)  # its bytes are behind us too
-                    continue
-                progress.done(path)
-                _add(total, result)
-                imported += 1
+            try:
+                # Each file is read while the one before is still being written.
+                await record_transcripts(
+                    conn,
+                    (started(path) for path in files),
+                    session_id=session,
+                    progress=progress.reached,
+                    done=done,
+                    failed=failed,
+                )
+            except (RedisError, TimeoutError) as error:
+                progress.stop()
+                print(_summary(imported, total), flush=True)
+                return fail(f"the store failed during {pending[0] if pending else '?'}: {error}")
     finally:
         await conn.aclose()
     print(_summary(imported, total, unreadable), flush=True)
@@ -179,8 +193,8 @@ class _Progress:
     def __init__(self, files: list[Path]) -> None:
         self._bar: Any = None
         self._task: Any = None
-        self._base = 0  # bytes of the files finished
-        self._size = 0  # bytes of the file being imported, as measured at the start
+        self._base = 0  # bytes recorded: of the files finished, and so far of those read
+        self._current: dict[Path, int] = {}  # files read, not all written: bytes recorded
         self._sizes: dict[Path, int] = {}
         if not sys.stderr.isatty():
             return
@@ -228,21 +242,24 @@ class _Progress:
             print(message, file=sys.stderr)
 
     def start(self, path: Path) -> None:
-        self._size = self._sizes.get(path, 0)
+        """``path`` is being read (its bytes count as they are written)."""
+        self._current[path] = 0
         if self._bar is not None:
-            self._bar.update(self._task, description=path.name[:40], completed=self._base)
+            self._bar.update(self._task, description=path.name[:40])
 
-    @property
-    def reached(self) -> Callable[[int], None] | None:
-        """Called with the bytes of the current file recorded so far (after each batch)."""
-        if self._bar is None:
-            return None
+    def reached(self, path: Path, offset: int) -> None:
+        """``offset`` bytes of ``path`` are recorded (after each of its batches)."""
+        if self._bar is None or path not in self._current:  # done or failed already
+            return
         # a file that grew since it was measured must not eat into the next one's share
-        return lambda offset: self._bar.update(
-            self._task, completed=self._base + min(offset, self._size)
-        )
+        done = min(offset, self._sizes.get(path, 0))
+        self._base += done - self._current[path]
+        self._current[path] = done
+        self._bar.update(self._task, completed=self._base)
 
     def done(self, path: Path) -> None:
+        """All of ``path`` is recorded (or skipped, for a file that cannot be read)."""
+        counted = self._current.pop(path, 0)
         if self._bar is not None:
-            self._base += self._sizes.get(path, 0)
+            self._base += self._sizes.get(path, 0) - counted
             self._bar.update(self._task, completed=self._base)
