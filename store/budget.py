@@ -331,7 +331,7 @@ class TokenBudgetTracker:
         and optionally ``timestamp``, ``sidechain`` and the breakdown fields. All are checked
         first: a bad one raises (ValueError, TypeError) and nothing is written.
         """
-        args: list[object] = [self.default_limit, REQUEST_ID_TTL, WINDOW_MINUTES]
+        flat: list[object] = []
         keys = [self._budget, self._minutes]
         for request in requests:
             fields = dict(request)
@@ -347,10 +347,13 @@ class TokenBudgetTracker:
             if timestamp is not None:
                 options += ("at", _epoch_ms(timestamp))
             options += _breakdown_args(fields)
-            args += (len(options), *options)
+            flat += (len(options), *options)
             keys.append(request_key(self._budget, request_id))
         if len(keys) == 2:
             return []
+        import pydantic_core
+
+        args = (self.default_limit, REQUEST_ID_TTL, WINDOW_MINUTES, pydantic_core.to_json(flat))
         reply = await self.redis.run("budget_debit_many", self._keys, keys, args)
         return [
             BudgetDebit(reply[i + 1], reply[i + 2], not reply[i]) for i in range(0, len(reply), 3)

@@ -7,9 +7,10 @@
 -- in the order of the requests.
 -- ARGV[3] the caller's limit (stored if none is yet), ARGV[4] seconds a request id is
 -- remembered (budget.REQUEST_ID_TTL), ARGV[5] minutes of buckets kept (budget.WINDOW_MINUTES);
--- then per request: how many arguments follow for it, the request id, tokens, and optional
--- name/value pairs as budget_debit.lua takes them ('at' <ms>, 'sidechain' '1', breakdown fields
--- 'input_tokens' <n>, … , 'model').
+-- ARGV[6] the requests as one JSON array, flat: per request how many values follow for it, the
+-- request id, tokens, and optional name/value pairs as budget_debit.lua takes them ('at' <ms>,
+-- 'sidechain' 1, breakdown fields 'input_tokens' <n>, … , 'model' <name>); numbers as JSON
+-- numbers (integers below 2^53).
 -- Returns {counted, used, limit} per request, flattened: counted 1 (debited) or 0 (a request
 -- id seen within the TTL: nothing changes, no event).
 -- The budget hash is read once and written once (its fields as the calls one after the other
@@ -21,18 +22,22 @@ local function push(list, ...)
   end
 end
 local default_limit, ttl, window_minutes = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local A = cjson.decode(ARGV[6])
+local function int(n)
+  return string.format('%d', n)
+end
 
 -- the requests: {id, tokens, first option, last option}, and which were counted (new ids)
 local requests, counted, names, fields = {}, 0, {}, {'used', 'limit', 'requests', 'context_at'}
-local i, r = 6, 5
-while i <= #ARGV do
-  local last = i + tonumber(ARGV[i])
-  local new = redis.call('SET', KEYS[r], ARGV[i + 2], 'NX', 'EX', ttl) and true or false
-  requests[#requests + 1] = {ARGV[i + 1], ARGV[i + 2], i + 3, last, new}
+local i, r = 1, 5
+while i <= #A do
+  local last = i + A[i]
+  local new = redis.call('SET', KEYS[r], int(A[i + 2]), 'NX', 'EX', ttl) and true or false
+  requests[#requests + 1] = {A[i + 1], A[i + 2], i + 3, last, new}
   if new then
     counted = counted + 1
     for k = i + 3, last, 2 do
-      local name = ARGV[k]
+      local name = A[k]
       if name ~= 'at' and name ~= 'sidechain' and name ~= 'record' and name ~= 'model'
           and not names[name] then
         names[name] = true
@@ -77,19 +82,19 @@ for _, request in ipairs(requests) do
   if not new then
     push(out, 0, used, limit)
   else
-    local n = tonumber(tokens)
+    local n = tokens
     local at, sidechain, window = nil, false, nil
     used = used + n
     count_requests = count_requests + 1
     seq = seq + 1
     -- numbers go out through string.format('%d'): '..' would print 15+ digits as 1.2e+14.
     local quoted = string.find(id, '[\\"]') and cjson.encode(id) or '"' .. id .. '"'
-    local payload = '{"request_id":' .. quoted .. ',"tokens":' .. tokens .. ',"used":' ..
+    local payload = '{"request_id":' .. quoted .. ',"tokens":' .. int(n) .. ',"used":' ..
       string.format('%d', used) .. ',"limit":' .. string.format('%d', limit)
     for k = first_option, last, 2 do
-      local name, value = ARGV[k], ARGV[k + 1]
+      local name, value = A[k], A[k + 1]
       if name == 'at' then
-        at = tonumber(value)
+        at = value
       elseif name == 'sidechain' then
         sidechain = true
       elseif name == 'model' then
@@ -98,10 +103,10 @@ for _, request in ipairs(requests) do
       elseif name ~= 'record' then
         if name == 'input_tokens' or name == 'cache_creation_input_tokens' or
             name == 'cache_read_input_tokens' then
-          window = (window or 0) + tonumber(value)
+          window = (window or 0) + value
         end
-        totals[name] = totals[name] + tonumber(value)
-        payload = payload .. ',"' .. name .. '":' .. value
+        totals[name] = totals[name] + value
+        payload = payload .. ',"' .. name .. '":' .. int(value)
       end
     end
     if window and not sidechain then
@@ -116,7 +121,7 @@ for _, request in ipairs(requests) do
         bucket = math.min(math.floor(at / 60000), minute)  -- a clock ahead of the server's
       end
       if bucket > minute - window_minutes then
-        if redis.call('HINCRBY', minutes, string.format('%d', bucket), tokens) == n then
+        if redis.call('HINCRBY', minutes, string.format('%d', bucket), int(n)) == n then
           -- a new minute: drop minutes that left the window
           for _, field in ipairs(redis.call('HKEYS', minutes)) do
             if tonumber(field) <= minute - window_minutes then

@@ -306,7 +306,8 @@ class Connection:
         error reply as an exception instance (nothing is raised for one); a connection lost
         before any reply was read is retried once, as redis-py retries. Calls refused with
         NOSCRIPT (a restarted or different server) are sent again, in their order, once the
-        script is loaded. Arguments are str, bytes, int or :class:`Packed` (several at once).
+        script is loaded. Arguments are str, bytes, int or :class:`Packed` (several at once);
+        keys are str or :class:`Packed`.
         """
         if not calls:
             return []
@@ -324,9 +325,11 @@ class Connection:
                 count = sum(arg.count - 1 for arg in args if type(arg) is Packed) + len(args)
                 head = heads.get((session.session, keys, count))
                 if head is None:
-                    fixed = [b"EVALSHA", sha, b"%d" % (2 + len(keys)), session.meta, sessions]
+                    numkeys = 2 + sum(key.count if type(key) is Packed else 1 for key in keys)
+                    fixed = [b"EVALSHA", sha, b"%d" % numkeys, session.meta, sessions]
                     fixed += (*keys, session.session, session.header)
-                    head = b"*%d\r\n" % (len(fixed) + count) + _pack(fixed)
+                    head = b"*%d\r\n" % (len(fixed) - len(keys) + numkeys - 2 + count)
+                    head += _pack(fixed)
                     heads[(session.session, keys, count)] = head
                 parts += (head, _pack(args))
             return b"".join(parts)

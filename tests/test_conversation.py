@@ -494,3 +494,136 @@ async def test_a_trim_says_why(conn):
     with pytest.raises(ValueError):
         await memory.trim_old_messages(0, reason='x","count":9')  # never reaches the JSON
     assert (await memory.count()).retained == 1
+
+
+# -- append_unique_many: several messages of one session in one script call -------------------
+
+
+async def test_append_unique_many_stores_what_append_unique_would_in_one_call(conn):
+    one = ConversationMemory("one", redis=conn)
+    many = ConversationMemory("many", redis=conn)
+    at = datetime(2026, 11, 24, 6, 0, 0, 123456, tzinfo=UTC)
+    batch = [
+        ({"role": "user", "content": "q", "timestamp": at}, "a"),
+        ({"role": "assistant", "content": "x", "timestamp": at, "tokens": 5, "model": "m"}, "b"),
+        ({"role": "tool", "content": "again", "timestamp": at}, "a"),  # same id: skipped
+    ] + [
+        ({"role": "user", "content": h, "context": {"k": h}, "timestamp": at}, f"h{i}")
+        for i, h in enumerate(HOSTILE)
+    ]
+    expected = [await one.append_unique(message, mid) for message, mid in batch]
+    await ConversationMemory("warm", redis=conn).append_unique_many([])  # nothing: no call
+    await ConversationMemory("warm", redis=conn).append_unique_many(
+        [({"role": "user", "content": "x"}, "w")]
+    )  # loads the script
+
+    async with count_round_trips(conn) as trips:
+        numbers = await many.append_unique_many(batch)
+
+    assert numbers == expected == [0, 1, None, *range(2, 2 + len(HOSTILE))]
+    assert trips.commands == ["EVALSHA"]  # one call
+    assert [m["content"] for m in await stored_items_decoded(conn, "many")] == [
+        m["content"] for m in await stored_items_decoded(conn, "one")
+    ]
+    assert (await stored_items(conn, "many")) == (await stored_items(conn, "one"))
+    assert many.history == one.history
+    assert await many.count() == await one.count()
+
+
+async def stored_items_decoded(conn, session):
+    from store.conversation import decode_messages
+
+    return decode_messages(await stored_items(conn, session))
+
+
+async def test_append_unique_many_skips_ids_stored_before_even_when_trimmed(conn):
+    memory = ConversationMemory("s1", redis=conn)
+    await memory.append_unique({"role": "user", "content": "first"}, "a")
+    await memory.append_unique({"role": "user", "content": "second"}, "b")
+    await memory.trim_old_messages(keep=0)
+
+    numbers = await memory.append_unique_many(
+        [
+            ({"role": "user", "content": "a again"}, "a"),
+            ({"role": "user", "content": "new"}, "c"),
+            ({"role": "user", "content": "b again"}, "b"),
+            ({"role": "user", "content": "new twice"}, "c"),
+        ]
+    )
+
+    assert numbers == [None, 2, None, None]
+    assert [m["content"] for m in await memory.load()] == ["new"]
+    assert await memory.append_unique_many([({"role": "user", "content": "x"}, "c")]) == [None]
+
+
+async def test_append_unique_many_announces_each_message_in_order(conn):
+    memory = ConversationMemory("s1", redis=conn)
+    await memory.append_unique({"role": "user", "content": "before"}, "id0")
+
+    async with capture_events(conn) as log:
+        await memory.append_unique_many(
+            [({"role": "user", "content": f"m{i}"}, f"id{i % 4}") for i in range(6)]
+        )
+
+    assert log.kinds() == ["conversation.append"] * 3  # id1, id2, id3 (then id0, id1: known)
+    assert [e.payload["index"] for e in log.events] == [1, 2, 3]
+    assert [e.payload["preview"] for e in log.events] == ["m1", "m2", "m3"]
+    assert [e.seq for e in log.events] == [2, 3, 4]  # the session's seqs, one each, in order
+    assert len({e.ts for e in log.events}) == 1
+    view = (await read_sessions(conn, ["s1"], [ConversationSection()]))["s1"]
+    assert (view.conversation.total, view.conversation.recent[-1]["preview"]) == (4, "m3")
+    # nothing new: no event, no seq taken
+    async with capture_events(conn) as log:
+        assert await memory.append_unique_many([({"role": "user", "content": "m"}, "id1")]) == [
+            None
+        ]
+    assert log.events == []
+    assert await conn.client.hget(conn.session("s1").meta, "seq") == "4"
+
+
+async def test_append_unique_many_checks_everything_first_and_refuses_a_cap(conn):
+    memory = ConversationMemory("s1", redis=conn)
+    with pytest.raises(ValueError):
+        await memory.append_unique_many(
+            [({"role": "user", "content": "ok"}, "a"), ({"role": "narrator", "content": "x"}, "b")]
+        )
+    with pytest.raises(ValueError):
+        await memory.append_unique_many([({"role": "user", "content": "ok"}, "")])
+    with pytest.raises(ValueError):
+        await memory.append_unique_many(
+            [({"role": "user", "content": "x" * MAX_MESSAGE_BYTES}, "big")]
+        )
+    assert await stored_items(conn) == []
+    assert await memory.append_unique_many([]) == []
+    capped = ConversationMemory("s2", redis=conn, max_messages=3)
+    with pytest.raises(ValueError, match="cap"):
+        await capped.append_unique_many([({"role": "user", "content": "x"}, "a")])
+    assert await stored_items(conn, "s2") == []
+
+
+async def test_append_unique_many_takes_more_ids_than_one_command_holds(conn, monkeypatch):
+    import store.conversation as conversation
+
+    monkeypatch.setattr(conversation, "APPEND_MANY_CHUNK", 3)
+    memory = ConversationMemory("s1", redis=conn)
+    await memory.append_unique({"role": "user", "content": "m4"}, "id4")
+    batch = [({"role": "user", "content": f"m{i}"}, f"id{i}") for i in range(10)]
+
+    numbers = await memory.append_unique_many(batch + batch[:2])
+
+    assert numbers == [1, 2, 3, 4, None, 5, 6, 7, 8, 9, None, None]
+    assert [m["content"] for m in await memory.load()] == [
+        "m4",
+        *[f"m{i}" for i in range(10) if i != 4],
+    ]
+
+
+async def test_append_unique_many_after_a_script_flush(conn):
+    """NOSCRIPT (a restarted server): the script is loaded and the call made again."""
+    memory = ConversationMemory("s1", redis=conn)
+    await memory.append_unique_many([({"role": "user", "content": "a"}, "a")])
+    await conn.client.script_flush()
+
+    assert await memory.append_unique_many(
+        [({"role": "user", "content": "a"}, "a"), ({"role": "user", "content": "b"}, "b")]
+    ) == [None, 1]

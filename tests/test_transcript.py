@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -542,3 +543,185 @@ async def test_lines_json_loads_takes_are_read_as_before(conn, tmp_path):
 
     assert (result.messages_added, result.malformed) == (3, 1)
     assert [m["content"] for m in await messages(conn)] == ["with a BOM", "? alone", "?"]
+
+
+# -- the import's faster paths -------------------------------------------------------------
+
+
+def _line_fields(line):
+    return {name: getattr(line, name) for name in transcript._Line.__slots__ if name != "clean"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"isSidechain": True, "isMeta": None, "agentId": "a1", "parentUuid": None},
+        {"isSidechain": "true"},  # pydantic's lax bool: taken, by pydantic
+        {"isSidechain": 1},
+        {"isMeta": "no"},
+        {"isSidechain": 2},  # refused
+        {"timestamp": "2026-01-01T12:34:56Z"},
+        {"timestamp": "2026-01-01T12:34:56.7Z"},
+        {"timestamp": "2026-01-01T12:34:56.123456Z"},
+        {"timestamp": "2026-01-01T12:34:56.1234567Z"},
+        {"timestamp": "2026-01-01T12:34:56+02:00"},
+        {"timestamp": "2026-02-30T12:34:56Z"},  # refused
+        {"timestamp": 1767270896},
+        {"timestamp": None},
+        {"uuid": ""},
+        {"uuid": "x" * 257},
+        {"uuid": "bad\u0085id"},
+        {"uuid": 5},
+        {"sessionId": None},
+        {"requestId": "r\x7f"},
+        {"cwd": 5},
+        {"message": {"content": None}},
+        {"message": {"content": [{"type": "text", "text": "x"}, "loose"]}},
+        {"message": {"content": [{"type": "text", "text": "x"}], "role": 3}},
+        {"message": {"id": "m", "model": "x", "usage": {"input_tokens": 3}}},
+        {"message": {"usage": {"input_tokens": 3.0}}},
+        {"message": {"usage": {"input_tokens": "3"}}},
+        {"message": {"usage": {"input_tokens": True}}},
+        {"message": {"usage": {"input_tokens": 10**12 + 1}}},
+        {"message": {"usage": {"output_tokens": -1}}},
+        {"message": {"usage": None, "id": None}},
+        {"message": "text"},
+    ],
+)
+def test_the_fast_line_check_takes_exactly_what_the_model_takes(changes):
+    data = json.loads(line("u1", "assistant", content=[{"type": "text", "text": "hi"}]))
+    data["timestamp"] = "2026-03-04T05:06:07.890Z"
+    data["message"]["usage"] = dict(zip(COUNTS, (1, 2, 3, 4), strict=True))
+    for name, value in changes.items():
+        if name == "message" and isinstance(value, dict):
+            data["message"] = {**data["message"], **value}
+        else:
+            data[name] = value
+    data = pydantic_core.from_json(json.dumps(data))
+
+    fast = transcript._fast_line(data, data["type"])
+    try:
+        model = transcript._Line.of(transcript._LineModel.model_validate(data), True)
+    except pydantic_core.ValidationError:
+        model = None
+
+    if fast is None:  # not sure: pydantic decides, as _parse lets it
+        return
+    assert model is not None, "the fast check took a line the model refuses"
+    assert _line_fields(fast) == _line_fields(model)
+    assert fast.timestamp is None or fast.timestamp.isoformat() == model.timestamp.isoformat()
+
+
+async def test_record_usage_many_records_what_record_usage_would(conn):
+    at = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    requests = [
+        {
+            "request_id": "r1",
+            "tokens": 10,
+            "timestamp": at,
+            "model": "m1",
+            "input_tokens": 4,
+            "output_tokens": 6,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+        {"request_id": 'r"2', "tokens": 5, "sidechain": True, "input_tokens": 5, "model": "m2"},
+        {"request_id": "r1", "tokens": 10, "timestamp": at},  # counted already: nothing
+        {"request_id": "r3", "tokens": 0},
+        {
+            "request_id": "r4",
+            "tokens": 7,
+            "timestamp": at.replace(minute=9),
+            "input_tokens": 2,
+            "cache_read_input_tokens": 5,
+        },
+    ]
+    one, many = (
+        TokenBudgetTracker("one", 12, redis=conn),
+        TokenBudgetTracker("many", 12, redis=conn),
+    )
+    await one.record_usage("r0", 1, enforce_limit=False)
+    await many.record_usage_many([{"request_id": "r0", "tokens": 1}])
+    async with capture_events(conn) as log:
+        expected = []
+        for request in requests:
+            fields = dict(request)
+            expected.append(
+                await one.record_usage(
+                    fields.pop("request_id"),
+                    fields.pop("tokens"),
+                    fields.pop("timestamp", None),
+                    enforce_limit=False,
+                    sidechain=fields.pop("sidechain", False),
+                    **fields,
+                )
+            )
+        got = await many.record_usage_many([*requests, {"request_id": "r0", "tokens": 1}])
+
+    assert got == [*expected, expected[-1]._replace(duplicate=True)]
+    assert await conn.client.hgetall(conn.session("many").key("budget")) == (
+        await conn.client.hgetall(conn.session("one").key("budget"))
+    )
+    ignore = {"session_id": "", "as_of": None}
+    assert replace(await one.status(), **ignore) == replace(await many.status(), **ignore)
+
+    def shape(session):
+        return [(e.kind, e.seq, e.payload) for e in log.events if e.session == session]
+
+    assert shape("many") == shape("one") and len(shape("one")) == 4
+    assert await many.record_usage_many([]) == []
+    with pytest.raises(ValueError):
+        await many.record_usage_many(
+            [{"request_id": "ok", "tokens": 1}, {"request_id": "", "tokens": 1}]
+        )
+    with pytest.raises(TypeError):
+        await many.record_usage_many([{"request_id": "ok", "tokens": 1, "enforce": False}])
+    await conn.client.script_flush()  # NOSCRIPT: loaded and sent again
+    assert (await many.record_usage_many([{"request_id": "r9", "tokens": 2}]))[0].used == 25
+
+
+async def test_many_files_are_recorded_as_one_at_a_time_would(conn, tmp_path, monkeypatch):
+    """record_transcripts: each file's writes overlap the next file's read; the store ends up
+    as record_transcript of each in turn leaves it, and each file is reported done once all of
+    it is written."""
+    monkeypatch.setattr(transcript, "BATCH_LINES", 5)
+    monkeypatch.setattr(transcript, "WRITES_AHEAD", 2)
+    tree = tmp_path / "projects"
+    shutil.copytree(PROJECTS, tree)
+    paths = sorted(tree.rglob("*.jsonl"), key=str)
+    paths.append(tmp_path / "missing.jsonl")
+    done: list[tuple[str, transcript.TranscriptResult]] = []
+    failed: list[str] = []
+    reached: dict[str, list[int]] = {}
+
+    def progress(path, offset):
+        assert path not in [p for p, _ in done]  # progress comes before done
+        reached.setdefault(path, []).append(offset)
+
+    await transcript.record_transcripts(
+        conn,
+        paths,
+        progress=progress,
+        done=lambda path, result: done.append((path, result)),
+        failed=lambda path, error: failed.append(path),
+    )
+
+    assert failed == [paths[-1]]
+    assert [p for p, _ in done] == paths[:-1]
+    other = conn.with_namespace("one-at-a-time")
+    for path, result in done:
+        alone = await record_transcript(other, path)
+        assert (result.messages_added, result.usage_added, result.lines, result.malformed) == (
+            alone.messages_added,
+            alone.usage_added,
+            alone.lines,
+            alone.malformed,
+        )
+        assert reached[path][-1] == result.offset == alone.offset
+    for session in (SHOP, BLOG):
+        assert [m["content"] for m in await messages(conn, session)] == [
+            m["content"] for m in await messages(other, session)
+        ]
+        ours, theirs = await budget(conn, session).status(), await budget(other, session).status()
+        assert replace(ours, as_of=None) == replace(theirs, as_of=None)

@@ -572,10 +572,16 @@ class _Writer:
     async def _run(self) -> None:
         queue = self._queue
         while queue:
-            # all that waits: its batches written together, then the callbacks, in order (a
-            # callback comes after the batches queued before it, and maybe after later ones)
-            group = list(queue)
-            queue.clear()
+            # what waits (up to half the bytes allowed): its batches written together, then the
+            # callbacks, in order (a callback comes after the batches queued before it, and
+            # maybe after later ones)
+            group = []
+            size = 0
+            while queue and size < WRITES_AHEAD_BYTES // 2:
+                item = queue.popleft()
+                group.append(item)
+                if len(item) == 4:
+                    size += item[3]
             batches = [item for item in group if len(item) == 4]
             # the reader may queue as much again while these are written
             self._batches -= len(batches)
@@ -923,7 +929,7 @@ class _Recorder:
             if isinstance(reply, Exception):
                 raise reply
             numbers[session] = iter(reply[1:])
-        debits: dict[str, tuple[list[str], list[object]]] = {}  # session -> keys, arguments
+        debits: dict[str, tuple[list[bytes], list[object]]] = {}  # session -> keys, requests
         for entry, request, cut, how in planned:
             if how is _KNOWN or next(numbers[entry.session]) < 0:
                 # a message with this id is stored already: nothing was written
@@ -937,9 +943,18 @@ class _Recorder:
             if request is not None:
                 _debit(self.conn, debits, entry, request)
         self.check = result.duplicates > duplicates
-        return [
-            (self.conn.session(session), keys, args) for session, (keys, args) in debits.items()
-        ]
+        calls: list[_Call] = []
+        for session, (keys, flat) in debits.items():
+            session_keys = self.conn.session(session)
+            budget = session_keys.key("budget")
+            calls.append(
+                (
+                    session_keys,
+                    (budget, budget + ":minutes", Packed(len(keys), b"".join(keys))),
+                    (SESSION_TOKEN_LIMIT, REQUEST_ID_TTL, WINDOW_MINUTES, to_json(flat)),
+                )
+            )
+        return calls
 
     def count(self, replies: Sequence[Any]) -> None:
         for reply in replies:
@@ -968,13 +983,14 @@ def _valid_model(model: str) -> str | None:
 
 def _debit(
     conn: Connection,
-    debits: dict[str, tuple[list[str], list[object]]],
+    debits: dict[str, tuple[list[bytes], list[object]]],
     entry: _Entry,
     request: _Request,
 ) -> None:
     """Add a response's usage to its session's budget_debit_many call: what
     ``TokenBudgetTracker(session, SESSION_TOKEN_LIMIT).record_usage_many`` sends for it (the
-    same checks, the same arguments as ``record_usage(..., enforce_limit=False)``)."""
+    same checks, the same arguments as ``record_usage(..., enforce_limit=False)``): the
+    request's key (in RESP) and its values."""
     model = request.model
     if model is not None:
         model = _valid_model(model)
@@ -985,20 +1001,26 @@ def _debit(
         raise ValueError(f"tokens must be between 0 and {MAX_TOKENS}, not {tokens}")
     call = debits.get(entry.session)
     if call is None:
-        budget = conn.session(entry.session).key("budget")
-        call = debits[entry.session] = (
-            [budget, budget + ":minutes"],
-            [SESSION_TOKEN_LIMIT, REQUEST_ID_TTL, WINDOW_MINUTES],
-        )
-    keys, args = call
-    keys.append(request_key(keys[0], request_id))
+        call = debits[entry.session] = ([], [])
+    keys, flat = call
+    key = request_key(conn.session(entry.session).key("budget"), request_id).encode()
+    keys.append(b"$%d\r\n%b\r\n" % (len(key), key))
     counts = request.counts
-    options: list[object] = [request_id, tokens]
-    if entry.line.sidechain:
-        options += ("sidechain", 1)
-    if request.timestamp is not None:
-        options += ("at", round(request.timestamp.timestamp() * 1000))
-    options += (
+    at = request.timestamp
+    sidechain = entry.line.sidechain
+    flat += (
+        10
+        + (2 if sidechain else 0)
+        + (2 if at is not None else 0)
+        + (2 if model is not None else 0),
+        request_id,
+        tokens,
+    )
+    if sidechain:
+        flat += ("sidechain", 1)
+    if at is not None:
+        flat += ("at", round(at.timestamp() * 1000))
+    flat += (
         COUNTS[0],
         counts[0],
         COUNTS[1],
@@ -1009,9 +1031,7 @@ def _debit(
         counts[3],
     )
     if model is not None:
-        options += ("model", model)
-    args.append(len(options))
-    args += options
+        flat += ("model", model)
 
 
 def _encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
