@@ -12,7 +12,7 @@ utime + stime from ``/proc/<pid>/stat`` (children excluded) over ``--seconds``. 
 minimal Textual app of the same size that redraws one clock label once a second, measured the
 same way in the same run. Writers (``memdash simulate``) are separate processes and not counted.
 
-Cases: ``idle`` (4 sessions of history, nothing happening), ``demo`` (``memdash simulate
+Cases: ``empty`` (an empty namespace), ``idle`` (4 sessions of history, nothing happening), ``demo`` (``memdash simulate
 --sessions 4 --rate 20``: what ``memdash demo`` runs), ``sim200`` and ``sim1000`` (20 sessions at
 200 and 1,000 ops/s, the realistic mix), ``10k`` (10,000 sessions, nothing happening).
 Also printed: the events/s that reached the store (from the sessions' seq) and the bytes/s the
@@ -83,6 +83,7 @@ class Case:
 
 
 CASES = {
+    "empty": Case("empty", "idle, empty namespace", None, "none", "<= 1.5 x floor", "floor"),
     "idle": Case("idle", "idle (4 sessions)", None, "small", "<= 1.5 x floor", "floor"),
     "demo": Case("demo", "demo: 4 agents, 20 ops/s", (4, 20), "none", "<= 5 %", "5"),
     "sim200": Case("sim200", "simulate 200 ops/s", (20, 200), "none", "-", ""),

@@ -4,9 +4,10 @@ Data flow: the Feed (a background task) keeps ``feed.sessions`` current and note
 the DashboardModel (a plain callback: no queue, no task switch per event); a timer (≤ 30 Hz)
 repaints only what changed. The timer sleeps (paused) as soon as a tick finds nothing changed,
 and the model's first change wakes it: with nothing happening the app does no work at all, and
-a change is still on screen within a frame (push, never polling). The status line's events per
-second move once a second (a timer that sleeps too, once the figure is back to 0); the feed's
-status and dropped count are pushed to it as they change.
+a change is on screen at once, later ones within 1/repaint_hz (push, never polling). The status
+line's events per second move once a second, in a repaint while events come (so not a frame of
+their own), then on a timer of their own down to 0, where it sleeps too; the feed's status and
+dropped count are pushed to it as they change.
 No Redis I/O happens on the UI's critical path: the feed, the history pager and every edit run in
 workers.
 """
@@ -59,7 +60,8 @@ from .screens.note_editor import NoteEditor
 from .screens.pickers import Confirm, LimitPrompt, StatePicker, TextPrompt
 from .status import Banner, StatusBar
 
-MAX_REPAINTS_PER_SECOND = 30
+MAX_REPAINTS_PER_SECOND = 30  # the most ``repaint_hz`` may ask for
+REPAINTS_PER_SECOND = 10  # the default: a change is on screen within 100 ms
 STATUS_SECONDS = 1.0  # how often the events-per-second figure moves while events come
 BUSY_EVENTS_PER_SECOND = 2_000  # above this many events a second…
 BUSY_REPAINTS_PER_SECOND = 6  # …repaint at most this often
@@ -104,7 +106,7 @@ class MemdashApp(App[None]):
         namespace: str | None = None,
         session: str | None = None,
         clock: Callable[[], float] = time.time,
-        repaint_hz: float = MAX_REPAINTS_PER_SECOND,
+        repaint_hz: float = REPAINTS_PER_SECOND,
     ) -> None:
         super().__init__()
         self.conn = resolve(redis, namespace)
@@ -135,6 +137,7 @@ class MemdashApp(App[None]):
         self._asleep = False  # the repaint timer is paused until the model's next change
         self._status_asleep = False
         self._status_events = 0
+        self._status_at = float("-inf")  # monotonic time of the last ev/s update
 
     def compose(self) -> ComposeResult:
         budget, cache, history, workflow = self.panes
@@ -211,6 +214,8 @@ class MemdashApp(App[None]):
         if self._status_asleep and self._status_timer is not None:
             self._status_asleep = False  # events come: the ev/s figure moves again
             self._status_timer.resume()
+        if time.monotonic() - self._status_at >= STATUS_SECONDS:
+            self._show_rate()  # in this repaint's frame, not one of its own
         now = self.clock()
         selected_changed = model.selected_changed()
         changed, everything = model.take()
@@ -225,10 +230,15 @@ class MemdashApp(App[None]):
             self.call_after_refresh(self._freeze_long_lived)
 
     def _tick_status(self) -> None:
-        """The events-per-second figure, once a second; asleep once it is 0 and stays 0."""
-        if not self.is_running:
+        """The events-per-second figure, once a second when no repaint moved it; asleep once
+        it is 0 and stays 0."""
+        if not self.is_running or time.monotonic() - self._status_at < STATUS_SECONDS * 0.9:
             return
+        self._show_rate()
+
+    def _show_rate(self) -> None:
         events = self.model.events
+        self._status_at = time.monotonic()
         self.status_bar.rate = round(self.model.rate(self.clock()))
         quiet = self.status_bar.rate == 0 and events == self._status_events
         if quiet and self._status_timer is not None:

@@ -102,6 +102,7 @@ class BudgetPane(FiguresPane):
     }
     """
     TITLE = "budget"
+    _breakdown_lines = 0
     ABSENT = "no budget for this session"
 
     def parts(self) -> Sequence[Widget]:
@@ -215,8 +216,9 @@ class BudgetPane(FiguresPane):
         breakdown = self._row("budget-breakdown")
         parts = self._breakdown(budget.totals)
         breakdown.display = bool(parts)
-        if parts:
-            breakdown.set(Text("\n", end="").join(parts), layout=True)
+        if parts:  # a layout only when its height (1 or 2 lines) changes
+            lines, self._breakdown_lines = self._breakdown_lines, len(parts)
+            breakdown.set(Text("\n", end="").join(parts), layout=len(parts) != lines)
 
         rejected = (number(budget.rejected), bad if budget.rejected else "bold")
         rejected_word = (" rejected", bad if budget.rejected else "")

@@ -8,10 +8,15 @@ to know how long any other message is.
 
 Messages are read in pages of :data:`PAGE_SIZE`, aligned on message numbers (page ``p`` holds
 ``p * PAGE_SIZE`` …), by one worker at a time, newest request first, skipping pages that
-scrolled out of view while they waited. At most :data:`MAX_PAGES` pages are kept (least
-recently drawn go first), each holding only the first :data:`SNIPPET_CHARS` characters of a
-message. ``render_line`` never waits: a line whose page is not here yet draws as "…loading"
-and asks for it; the newest messages come with the feed's view (previews) and draw at once.
+scrolled out of view while they waited (an exclusive worker group, cancelled when the session
+changes). At most :data:`MAX_PAGES` pages are kept (a Textual ``LRUCache``: least recently drawn
+go first), each holding only the first :data:`SNIPPET_CHARS` characters of a message.
+``render_line`` never waits: a line whose page is not here yet draws as "…loading" and asks for
+it; the newest messages come with the feed's view (previews) and draw at once.
+
+Drawn message lines are kept too (:data:`STRIPS`, by row, width and style): a new message moves
+every line up one, and only the new line is drawn. A new message changes the virtual height
+without laying out the whole screen (unless the scrollbar comes or goes).
 
 Messages never change once appended, so pages are never re-read: the last one is extended
 with what was appended since (only the new messages are read), and trims only move ``first``.
@@ -28,12 +33,12 @@ asides before i`` (a bisect), and a line maps back to a message by a binary sear
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import OrderedDict
 from datetime import datetime, tzinfo
 from typing import Any, NamedTuple
 
 from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.events import Resize
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -52,6 +57,10 @@ PAGE_SIZE = 200
 
 MAX_PAGES = 8
 """Pages kept in memory (more only if a very tall pane shows more at once)."""
+
+STRIPS = 512
+"""Message lines kept drawn (by row, width and style): a new message moves every line up one,
+and the lines still in view are not laid out and rendered again."""
 
 MAX_WANTED = 16
 """Pages waiting to be read; older requests are dropped (they scrolled away)."""
@@ -210,7 +219,10 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self._marker_text = ""
         self._lines = 0
         self._recent: dict[int, Row] = {}
-        self._pages: OrderedDict[int, _Page] = OrderedDict()
+        # Least recently drawn first out (Textual's LRUCache; grown when a tall pane shows more).
+        self._pages: LRUCache[int, _Page] = LRUCache(MAX_PAGES)
+        self._failed: set[int] = set()  # pages whose read failed: read again on a change
+        self._strips: LRUCache[tuple[object, ...], Strip] = LRUCache(STRIPS)
         self._wanted: dict[int, None] = {}  # pages to read, newest request last
         self._loading = False
         self._in_flight: int | None = None
@@ -235,7 +247,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
             (first, total) == (self._first, self._total)
             and self._shown_once
             and asides == self._asides_shown
-            and not any(entry.error for entry in self._pages.values())
+            and not self._failed
         ):
             return  # another component of the session changed: nothing to redraw here
         self._shown_once = True
@@ -254,13 +266,14 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
             for preview in conversation.recent:
                 if type(preview.get("index")) is int:
                     self._recent[preview["index"]] = row_from_preview(preview)
-        for page in [p for p, entry in self._pages.items() if entry.error]:
-            del self._pages[page]  # a failed read is tried again on the next change
+        for page in self._failed:
+            self._pages.discard(page)  # a failed read is tried again on the next change
+        self._failed.clear()
         set_border_title(
             self, "history" if session is None else f"history ({total - first:,}/{total:,})"
         )
         follow = self._follow
-        self.virtual_size = Size(0, self._lines)
+        self._set_height(self._lines)
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
         elif kept is not None and kept >= first:  # keep the same messages in view
@@ -274,7 +287,23 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self._update_subtitle()
         self.refresh()
 
+    def _set_height(self, lines: int) -> None:
+        """``virtual_size`` is a layout reactive: every new message laid out the whole screen
+        again. Only when the scrollbar comes or goes does the layout change; otherwise the
+        scrollbar is told the new height (as Textual's own resize path does) and no more."""
+        size = Size(0, lines)
+        if size == self.virtual_size:
+            return
+        scroll_update = getattr(self, "_scroll_update", None)
+        bar = lines > self.container_size.height  # overflow-y: auto
+        if not self.is_mounted or scroll_update is None or bar != self.show_vertical_scrollbar:
+            self.virtual_size = size
+            return
+        self.set_reactive(HistoryPane.virtual_size, size)
+        scroll_update(size)
+
     def _reset(self, session: str | None) -> None:
+        self.workers.cancel_group(self, "history-pages")  # the old session's reads
         self._generation += 1
         self._session = session
         self._memory = None
@@ -287,6 +316,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         self._first = self._total = self._marker = self._lines = 0
         self._recent = {}
         self._pages.clear()
+        self._failed.clear()
         self._wanted.clear()
         self._loading = False
         self._in_flight = None
@@ -418,9 +448,8 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
     def _row(self, index: int) -> Row | str:
         """The row of message ``index``, or what to show instead (asking for its page)."""
         page = index // PAGE_SIZE
-        entry = self._pages.get(page)
+        entry = self._pages.get(page)  # and now the most recently drawn
         if entry is not None:
-            self._pages.move_to_end(page)
             row = entry.rows.get(index)
             if row is not None:
                 return row
@@ -439,6 +468,14 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
         return _LOADING
 
     def _message_strip(self, row: Row, width: int, style: Style) -> Strip:
+        key = (row, width, style)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._draw_message(row, width, style)
+            self._strips.set(key, strip)
+        return strip
+
+    def _draw_message(self, row: Row, width: int, style: Style) -> Strip:
         head = Text(f"{row.clock} ", style=DIM)
         role = Text(row.role, ROLE_STYLES.get(row.role, DIM))
         role.truncate(ROLE_WIDTH, overflow="ellipsis", pad=True)  # in cells: a wide role fits
@@ -512,6 +549,7 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
                 self._load(self._generation),
                 name="history-pages",
                 group="history-pages",
+                exclusive=True,  # one reader; _reset cancels it when the session changes
                 exit_on_error=False,
             )
 
@@ -552,10 +590,12 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
             return
         entry = self._pages.get(page)
         if entry is None:
-            entry = self._pages[page] = _Page(base)
-        self._pages.move_to_end(page)
+            entry = _Page(base)
+            self._pages.grow(self._pages_in_view() + 1)  # never drop a page in view
+            self._pages.set(page, entry)
         if error is not None:
             entry.error = error
+            self._failed.add(page)
         else:
             self.fetches += 1
             self.fetched += len(rows)
@@ -563,19 +603,11 @@ class HistoryPane(Pane, ScrollView, can_focus=True):
                 entry.rows[row.index] = row
             upto = max(min(end, total), rows[-1].index + 1 if rows else start)
             entry.upto = max(entry.upto, upto)
-        self._evict()
         self.refresh()
 
-    def _evict(self) -> None:
+    def _pages_in_view(self) -> int:
         low, high = self._visible_messages()
-        in_view = range(low // PAGE_SIZE, (max(high, low + 1) - 1) // PAGE_SIZE + 1)
-        while len(self._pages) > max(MAX_PAGES, len(in_view) + 1):
-            for page in self._pages:  # least recently drawn first
-                if page not in in_view:
-                    del self._pages[page]
-                    break
-            else:
-                return
+        return (max(high, low + 1) - 1) // PAGE_SIZE - low // PAGE_SIZE + 1
 
     @property
     def cached_pages(self) -> int:

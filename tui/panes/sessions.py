@@ -64,6 +64,10 @@ PAGE = 200  # rows added at a time
 PREFETCH = 40  # add the next page when the cursor or the view is this close to the end
 RESORT_INTERVAL = 1.0  # seconds between re-sorts under live updates
 AGE_INTERVAL = 60.0  # the longest wait between looks at the visible rows' ages
+AGE_GAP = 1.0  # the shortest: rows due within a second of each other change in one repaint
+SLACK = 0.15
+"""Seconds a re-sort or an age tick waits past its time, so that the app's next sync (a repaint
+while events come) does it in the same frame; the timer does it when no sync comes."""
 REMOVE_ONE_BY_ONE = 32  # above this many rows to drop on a filter change, clear and re-add
 
 # (key, header, width, justify). The table has no cell padding: widths include the gaps. They
@@ -294,6 +298,8 @@ class SessionsPane(Vertical):
             self._schedule_resort()
         if due is not None:
             self._arm_ages(due)
+        if self._age_due is not None and self._clock_ms() >= self._age_due:
+            self._tick_ages()  # due: in this frame rather than one of the timer's own
         self._update_title()
 
     def open_filter(self) -> None:
@@ -308,7 +314,7 @@ class SessionsPane(Vertical):
         if wait <= 0:
             self._resort()
         elif self._resort_timer is None:
-            self._resort_timer = self.set_timer(wait, self._resort, name="sessions-resort")
+            self._resort_timer = self.set_timer(wait + SLACK, self._resort, name="sessions-resort")
 
     def _resort(self) -> None:
         if self._resort_timer is not None:
@@ -480,8 +486,8 @@ class SessionsPane(Vertical):
                 if view.last_activity:
                     row_due = age_due(view.last_activity, now_ms)
                     due = row_due if due is None else min(due, row_due)
-        if due is not None:
-            self._arm_ages(due, now_ms)
+        if due is not None:  # at most once a second, whatever the rows' phases
+            self._arm_ages(max(due, now_ms + int(min(AGE_GAP, AGE_INTERVAL) * 1000)), now_ms)
 
     def _arm_ages(self, due_ms: int, now_ms: int | None = None) -> None:
         """Look at the ages at clock ``due_ms`` (or after AGE_INTERVAL, if sooner), unless a
@@ -491,7 +497,7 @@ class SessionsPane(Vertical):
         if self._age_timer is not None:
             self._age_timer.stop()
         now_ms = self._clock_ms() if now_ms is None else now_ms
-        delay = min(max(due_ms - now_ms, 0) / 1000, AGE_INTERVAL)
+        delay = min(max(due_ms - now_ms, 0) / 1000 + SLACK, AGE_INTERVAL)
         self._age_due = due_ms
         self._age_timer = self.set_timer(delay, self._tick_ages, name="session-ages")
 
