@@ -549,7 +549,7 @@ async def test_lines_json_loads_takes_are_read_as_before(conn, tmp_path):
 
 
 def _line_fields(line):
-    return {name: getattr(line, name) for name in transcript._Line.__slots__ if name != "clean"}
+    return {name: getattr(line, name) for name in transcript._Line._fields if name != "clean"}
 
 
 @pytest.mark.parametrize(
@@ -583,6 +583,11 @@ def _line_fields(line):
         {"message": {"usage": {"input_tokens": 3.0}}},
         {"message": {"usage": {"input_tokens": "3"}}},
         {"message": {"usage": {"input_tokens": True}}},
+        {"message": {"usage": {"input_tokens": False}}},
+        {"message": {"usage": {"input_tokens": ""}}},
+        {"message": {"usage": {"input_tokens": []}}},
+        {"message": {"usage": {"input_tokens": 0.0}}},
+        {"message": {"usage": {"input_tokens": None, "output_tokens": 0}}},
         {"message": {"usage": {"input_tokens": 10**12 + 1}}},
         {"message": {"usage": {"output_tokens": -1}}},
         {"message": {"usage": None, "id": None}},

@@ -59,7 +59,7 @@ from collections import deque
 from collections.abc import Callable, Container, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -192,68 +192,28 @@ class _LineModel(BaseModel):
     message: _Message
 
 
-class _Line:
+class _Line(NamedTuple):
     """A validated user or assistant line, flattened (``message.*`` as ``message_id``,
     ``model``, ``content``, ``counts``); ``clean``: its strings came from pydantic_core's
     parser, so they hold no lone surrogates."""
 
-    __slots__ = (
-        "agent_id",
-        "clean",
-        "content",
-        "counts",
-        "cwd",
-        "git_branch",
-        "message_id",
-        "meta",
-        "model",
-        "parent_uuid",
-        "request_id",
-        "session_id",
-        "sidechain",
-        "timestamp",
-        "type",
-        "uuid",
-        "version",
-    )
-
-    def __init__(
-        self,
-        type: str,
-        uuid: str,
-        parent_uuid: str | None,
-        sidechain: bool,
-        meta: bool,
-        session_id: str | None,
-        request_id: str | None,
-        agent_id: str | None,
-        timestamp: datetime | None,
-        cwd: str | None,
-        git_branch: str | None,
-        version: str | None,
-        message_id: str | None,
-        model: str | None,
-        content: str | list[dict[str, Any]],
-        counts: tuple[int, int, int, int] | None,
-        clean: bool,
-    ) -> None:
-        self.type = type
-        self.uuid = uuid
-        self.parent_uuid = parent_uuid
-        self.sidechain = sidechain
-        self.meta = meta
-        self.session_id = session_id
-        self.request_id = request_id
-        self.agent_id = agent_id
-        self.timestamp = timestamp
-        self.cwd = cwd
-        self.git_branch = git_branch
-        self.version = version
-        self.message_id = message_id
-        self.model = model
-        self.content = content
-        self.counts = counts
-        self.clean = clean
+    type: str
+    uuid: str
+    parent_uuid: str | None
+    sidechain: bool
+    meta: bool
+    session_id: str | None
+    request_id: str | None
+    agent_id: str | None
+    timestamp: datetime | None
+    cwd: str | None
+    git_branch: str | None
+    version: str | None
+    message_id: str | None
+    model: str | None
+    content: str | list[dict[str, Any]]
+    counts: tuple[int, int, int, int] | None
+    clean: bool
 
     @classmethod
     def of(cls, line: _LineModel, clean: bool) -> _Line:
@@ -279,14 +239,13 @@ class _Line:
         )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_UTC_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
+_control = re.compile(r"[\x00-\x1f\x7f-\x9f]").search
+_utc_stamp = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
+).fullmatch
 _MAX_COUNT = 10**12
-
-
-def _is_id(value: object) -> bool:
-    """What ``_Id`` takes, for a value from JSON."""
-    return type(value) is str and 0 < len(value) <= 256 and not _CONTROL.search(value)
+_STR_OR_NONE = frozenset((str, type(None)))
+_BOOL_OR_NONE = frozenset((bool, type(None)))
 
 
 def _fast_line(data: dict[str, Any], kind: str) -> _Line | None:
@@ -297,30 +256,40 @@ def _fast_line(data: dict[str, Any], kind: str) -> _Line | None:
     what is accepted or refused is exactly what the model accepts or refuses."""
     get = data.get
     uuid = get("uuid")
+    if type(uuid) is not str or not 0 < len(uuid) <= 256:
+        return None
+    ids = uuid  # every _Id, for one look for control characters
     session = get("sessionId")
+    if session is not None:
+        if type(session) is not str or not 0 < len(session) <= 256:
+            return None
+        ids += session
     request = get("requestId")
-    if not _is_id(uuid) or (session is not None and not _is_id(session)):
-        return None
-    if request is not None and not _is_id(request):
-        return None
+    if request is not None:
+        if type(request) is not str or not 0 < len(request) <= 256:
+            return None
+        ids += request
     parent = get("parentUuid")
     agent = get("agentId")
     cwd = get("cwd")
     branch = get("gitBranch")
     version = get("version")
-    for value in (parent, agent, cwd, branch, version):
-        if value is not None and type(value) is not str:
-            return None
     sidechain = get("isSidechain")
     meta = get("isMeta")
-    if (sidechain is not None and type(sidechain) is not bool) or (
-        meta is not None and type(meta) is not bool
+    if (
+        type(parent) not in _STR_OR_NONE
+        or type(agent) not in _STR_OR_NONE
+        or type(cwd) not in _STR_OR_NONE
+        or type(branch) not in _STR_OR_NONE
+        or type(version) not in _STR_OR_NONE
+        or type(sidechain) not in _BOOL_OR_NONE
+        or type(meta) not in _BOOL_OR_NONE
     ):
         return None
     stamp = get("timestamp")
     timestamp = None
     if stamp is not None:
-        if type(stamp) is not str or not _UTC_STAMP.fullmatch(stamp):
+        if type(stamp) is not str or not _utc_stamp(stamp):
             return None
         try:
             timestamp = datetime.fromisoformat(stamp)
@@ -331,13 +300,14 @@ def _fast_line(data: dict[str, Any], kind: str) -> _Line | None:
         return None
     get = message.get
     message_id = get("id")
-    if message_id is not None and not _is_id(message_id):
+    if message_id is not None:
+        if type(message_id) is not str or not 0 < len(message_id) <= 256:
+            return None
+        ids += message_id
+    if _control(ids):
         return None
-    role = get("role")
     model = get("model")
-    if (role is not None and type(role) is not str) or (
-        model is not None and type(model) is not str
-    ):
+    if type(get("role")) not in _STR_OR_NONE or type(model) not in _STR_OR_NONE:
         return None
     content = get("content", "")
     if type(content) is not str:
@@ -351,15 +321,17 @@ def _fast_line(data: dict[str, Any], kind: str) -> _Line | None:
     if usage is not None:
         if type(usage) is not dict:
             return None
-        values = []
-        for name in COUNTS:
-            value = usage.get(name)
-            if value is None:
-                value = 0
-            elif type(value) is not int or not 0 <= value <= _MAX_COUNT:
-                return None
-            values.append(value)
-        counts = (values[0], values[1], values[2], values[3])
+        counts = (
+            usage.get("input_tokens"),
+            usage.get("output_tokens"),
+            usage.get("cache_creation_input_tokens"),
+            usage.get("cache_read_input_tokens"),
+        )
+        if None in counts:  # (None is null or absent: 0; False, 0.0, "" are not None)
+            counts = tuple(0 if value is None else value for value in counts)  # type: ignore[assignment]
+        for value in counts:
+            if type(value) is not int or not 0 <= value <= _MAX_COUNT:
+                return None  # False, 5.0, "5"…: pydantic decides
     return _Line(
         kind,
         uuid,
@@ -381,7 +353,7 @@ def _fast_line(data: dict[str, Any], kind: str) -> _Line | None:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     """A parsed line, ready to record."""
 
