@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,66 @@ def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path, redis_url):
     assert stdout == TREE_SUMMARY + "\n"
     assert b"\x1b[" in shown  # drawn (and cleared) with escape sequences
     assert b"jsonl" in shown  # the file being imported
+
+
+async def test_several_import_processes_write_what_one_would(tmp_path, redis_url):
+    """A big tree is read by several processes (MEMDASH_IMPORT_WORKERS forces it here), each
+    with whole sessions: the store and the summary are those of one process."""
+    env = {**env_for(tmp_path), "MEMDASH_IMPORT_WORKERS": "2"}
+    tree = tmp_path / "projects"
+    shutil.copytree(PROJECTS, tree)
+    (tree / "p").mkdir()
+    (tree / "p" / "gone.jsonl").symlink_to(tmp_path / "deleted.jsonl")
+
+    parallel = subprocess.run(
+        [*MEMDASH, "import", str(tree), "--redis", redis_url, "--namespace", "par"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    alone = memdash_import(tmp_path, redis_url, str(tree), namespace="one")
+
+    assert (parallel.returncode, alone.returncode) == (1, 1)  # the unreadable file
+    assert parallel.stdout == alone.stdout
+    assert parallel.stdout.startswith(TREE_SUMMARY)
+    assert "gone.jsonl" in parallel.stderr
+    ours, theirs = await sessions(redis_url, "par"), await sessions(redis_url, "one")
+    assert set(ours) == set(theirs) == {SHOP, BLOG}
+    for session in ours:
+        assert ours[session].conversation.recent == theirs[session].conversation.recent
+        assert ours[session].conversation.total == theirs[session].conversation.total
+        assert ours[session].budget.used == theirs[session].budget.used
+        assert ours[session].context == theirs[session].context
+    again = subprocess.run(
+        [*MEMDASH, "import", str(tree), "--redis", redis_url, "--namespace", "par"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert " 0 messages added" in again.stdout and " 0 usage records added" in again.stdout
+
+
+def test_a_sessions_files_go_to_one_worker_and_the_shares_balance(tmp_path):
+    from tui.commands.import_ import _share
+
+    files = []
+    for session, size in (("a", 10), ("b", 50), ("c", 30), ("d", 20)):
+        main = tmp_path / "proj" / f"{session}.jsonl"
+        sub = tmp_path / "proj" / session / "subagents" / "agent-1.jsonl"
+        sub.parent.mkdir(parents=True)
+        main.write_bytes(b"x" * size)
+        sub.write_bytes(b"y" * size)
+        files += [main, sub]
+
+    shares = _share(files, 2)
+
+    assert sorted(i for share in shares for i in share) == list(range(8))
+    assert all(share == sorted(share) for share in shares)  # each in the files' order
+    for share in shares:
+        for i in share:
+            if i % 2 == 1:  # a subagent file: with its session's file
+                assert i - 1 in share
+    sizes = sorted(sum(files[i].stat().st_size for i in share) for share in shares)
+    assert sizes == [100, 120]  # b (100) | c, d, a (60 + 40 + 20)

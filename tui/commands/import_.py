@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Iterable
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return fail(str(error), EXIT_USAGE)
     files = transcripts(paths)
+    workers = _workers(files, args.session)
+    if workers > 1:
+        return _import_parallel(conn, files, workers)
     return asyncio.run(_import(conn, files, args.session))
 
 
@@ -143,6 +147,192 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
         await conn.aclose()
     print(_summary(imported, total, unreadable), flush=True)
     return EXIT_FAILED if unreadable else 0
+
+
+WORKERS_ENV = "MEMDASH_IMPORT_WORKERS"
+PARALLEL_BYTES = 64 * 1024 * 1024
+"""A tree this big (or bigger) is read by several processes (see _workers)."""
+
+
+def _workers(files: list[Path], session: str | None) -> int:
+    """How many processes read the files: one for a small tree, for --session (one session:
+    its messages keep the files' order) or a single CPU; else two (the store's server wants a
+    CPU too), or one less than the CPUs on a bigger machine, at most four. MEMDASH_IMPORT_WORKERS
+    says otherwise."""
+    chosen = os.environ.get(WORKERS_ENV)
+    if chosen:
+        try:
+            return max(1, min(int(chosen), 16)) if session is None else 1
+        except ValueError:
+            pass
+    if session is not None or len(files) < 2:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return 1
+    size = 0
+    for path in files:
+        with contextlib.suppress(OSError):
+            size += path.stat().st_size
+    if size < PARALLEL_BYTES:
+        return 1
+    return min(4, max(2, cpus - 1))
+
+
+def _share(files: list[Path], workers: int) -> list[list[int]]:
+    """The files (their indices) each worker reads: a session's files (``<session>.jsonl`` and
+    ``<session>/subagents/*.jsonl``) all to one worker, in their order, so a session's messages
+    are written in the order one process would write them; the biggest sessions first, each to
+    the worker with the fewest bytes so far."""
+    groups: dict[str, list[int]] = {}
+    sizes: dict[str, int] = {}
+    for index, path in enumerate(files):
+        key = str(path.parent.parent if path.parent.name == "subagents" else path.with_suffix(""))
+        groups.setdefault(key, []).append(index)
+        try:
+            sizes[key] = sizes.get(key, 0) + path.stat().st_size
+        except OSError:
+            sizes.setdefault(key, 0)
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for key in sorted(groups, key=lambda key: -sizes[key]):
+        least = loads.index(min(loads))
+        shares[least] += groups[key]
+        loads[least] += sizes[key]
+    return [sorted(share) for share in shares if share]
+
+
+def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
+    """The import by ``workers`` processes (forked), each recording its share of the files
+    (see _share) as _import would; this one shows the progress and sums up."""
+    import multiprocessing
+    import multiprocessing.connection
+
+    from redis.exceptions import RedisError
+
+    from store.integrations.transcript import TranscriptResult
+
+    async def ping() -> None:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await conn.client.ping()
+        finally:
+            await conn.aclose()
+
+    try:
+        url = conn.url  # resolved here (an embedded server starts once, here)
+        asyncio.run(ping())
+    except (RedisError, OSError, TimeoutError) as error:
+        return fail(f"cannot reach the store at {conn.display_url}: {error}")
+    context = multiprocessing.get_context("fork")
+    readers: dict[Any, Any] = {}
+    total = TranscriptResult(offset=0)
+    imported = unreadable = 0
+    failure: str | None = None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # forked before the progress bar starts its thread
+    for share in _share(files, workers):
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_worker,
+            args=(url, conn.namespace, [(i, files[i]) for i in share], writer),
+            daemon=True,
+        )
+        process.start()
+        writer.close()
+        readers[reader] = process
+    with _Progress(files) as progress:
+        try:
+            while readers and failure is None:
+                for reader in multiprocessing.connection.wait(list(readers)):
+                    try:
+                        message = reader.recv()
+                    except EOFError:  # the worker is done (or died)
+                        process = readers.pop(reader)
+                        process.join()
+                        reader.close()
+                        if process.exitcode != 0 and failure is None:
+                            failure = f"an import process stopped (exit code {process.exitcode})"
+                        continue
+                    kind, index, value = message
+                    path = files[index] if index is not None else None
+                    if kind == "progress":
+                        if path not in progress._current:
+                            progress.start(path)
+                        progress.reached(path, value)
+                    elif kind == "done":
+                        progress.done(path)
+                        _add(total, value)
+                        imported += 1
+                    elif kind == "failed":
+                        unreadable += 1
+                        progress.warn(f"memdash import: cannot read {path}: {value}")
+                        progress.done(path)
+                    elif kind == "error":
+                        failure = f"the store failed during {path}: {value}"
+        finally:
+            for reader, process in readers.items():
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+                reader.close()
+        if failure is not None:
+            progress.stop()
+    if failure is not None:
+        print(_summary(imported, total), flush=True)
+        return fail(failure)
+    print(_summary(imported, total, unreadable), flush=True)
+    return EXIT_FAILED if unreadable else 0
+
+
+def _worker(url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any) -> None:
+    """One import process: record its files, say what happens through ``pipe``."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent stops it
+    asyncio.run(_work(url, namespace, share, pipe))
+    pipe.close()
+
+
+async def _work(url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any) -> None:
+    from redis.exceptions import RedisError
+
+    import store
+    from store.integrations.transcript import record_transcripts
+
+    indices = {id(path): index for index, path in share}
+    pending: list[Path] = []
+
+    def started(path: Path) -> Path:
+        pending.append(path)
+        return path
+
+    def done(path: Path, result: Any) -> None:
+        pending.remove(path)
+        pipe.send(("done", indices[id(path)], result))
+
+    def failed(path: Path, error: OSError) -> None:
+        pending.remove(path)
+        pipe.send(("failed", indices[id(path)], error.strerror or str(error)))
+
+    conn = store.connect(url, namespace=namespace)
+    try:
+        await record_transcripts(
+            conn,
+            (started(path) for _, path in share),
+            progress=lambda path, offset: pipe.send(("progress", indices[id(path)], offset)),
+            done=done,
+            failed=failed,
+        )
+    except (RedisError, TimeoutError) as error:
+        where = indices[id(pending[0])] if pending else None
+        pipe.send(("error", where, str(error)))
+    finally:
+        await conn.aclose()
 
 
 def _add(total: Any, result: Any) -> None:
