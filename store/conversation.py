@@ -256,7 +256,7 @@ class ConversationMemory:
             return []
         args: list[object] = [APPEND_MANY_CHUNK]
         for _, text, head, message_id in encoded:
-            args += (text, head, message_id)
+            args += (text[1:], head, message_id)  # the script takes it without its "{"
         first, *numbers = await self.redis.run(
             "conversation_append_many", self._session, self.append_many_keys(self._session), args
         )

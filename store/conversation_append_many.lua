@@ -8,8 +8,8 @@
 -- KEYS[4] '<list>:n' (STRING how many messages were ever appended), KEYS[5] '<list>:ids'
 -- (HASH message id -> number); all three under the session's hash tag.
 -- ARGV[3] how many ids one HMGET / HSET / RPUSH takes at most (Lua's unpack is bounded), then
--- triples from ARGV[4] on: message JSON '{"role":…}' without its index, append event payload
--- head '{"role":…,"preview":…' as JSON, the message's id.
+-- triples from ARGV[4] on: message JSON without its index and opening brace ('"role":…}'),
+-- append event payload head '{"role":…,"preview":…' as JSON, the message's id.
 -- Returns {first retained number (false when nothing was stored), then per message its number
 -- if stored now, or -1 - the number of the message already stored with its id}.
 local list, counter, ids = KEYS[3], KEYS[4], KEYS[5]
@@ -64,7 +64,7 @@ for from = 1, count, chunk do
   for k = from, math.min(from + chunk - 1, count) do
     local i = fresh[k]
     local index = n + k - 1
-    items[#items + 1] = '{"index":' .. index .. ',' .. string.sub(ARGV[i], 2)
+    items[#items + 1] = '{"index":' .. index .. ',' .. ARGV[i]
     fields[#fields + 1] = ARGV[i + 2]
     fields[#fields + 1] = index
   end

@@ -866,7 +866,7 @@ class _Recorder:
                 continue
             message = _message(line, request.tokens if counted and request else None)
             try:
-                text, head = _encode(message)
+                text, head = _encode(message, brace=False)
             except ValueError:  # the store would refuse what we made of the line
                 result.malformed += 1
                 continue
@@ -1006,7 +1006,7 @@ def _debit(
         flat += ("model", model)
 
 
-def _encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
+def _encode(message: dict[str, Any], *, brace: bool = True) -> tuple[bytes, bytes]:
     """What ``ConversationMemory.append`` sends for one of :func:`_message`'s messages: the
     stored JSON (without its index) and the event's head, as ``encode_message`` makes them
     (plain JSON values only, so codec's tagging changes nothing; the same text as
@@ -1016,6 +1016,7 @@ def _encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
     timestamp = message.get("timestamp") or datetime.now(UTC)
     stamp = timestamp.isoformat().encode()  # ASCII digits and signs: nothing to escape
     role = _ROLES[message["role"]]
+    stored_role = role if brace else role[1:]  # (conversation_append_many takes it without)
     extra = b""
     if "tokens" in message:
         extra = b',"tokens":%d' % message["tokens"]
@@ -1023,7 +1024,7 @@ def _encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
         extra += b',"model":' + to_json(message["model"])
     text = b"".join(
         (
-            role,
+            stored_role,
             b',"content":',
             to_json(content),
             b',"timestamp":"',
@@ -1034,8 +1035,9 @@ def _encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
             b"}",
         )
     )
-    if len(text) > MAX_MESSAGE_BYTES:
-        raise ValueError(f"message is {len(text)} bytes as JSON; the limit is {MAX_MESSAGE_BYTES}")
+    if len(text) + (not brace) > MAX_MESSAGE_BYTES:
+        size = len(text) + (not brace)
+        raise ValueError(f"message is {size} bytes as JSON; the limit is {MAX_MESSAGE_BYTES}")
     head = b"".join(
         (
             role,

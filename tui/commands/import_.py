@@ -102,6 +102,7 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
     total = TranscriptResult(offset=0)
     imported = unreadable = 0
     pending: list[Path] = []  # files read whose writes are not all done, oldest first
+    _fewer_collections()
 
     def started(path: Path) -> Path:
         pending.append(path)
@@ -147,6 +148,17 @@ async def _import(conn: Any, files: list[Path], session: str | None) -> int:
         await conn.aclose()
     print(_summary(imported, total, unreadable), flush=True)
     return EXIT_FAILED if unreadable else 0
+
+
+def _fewer_collections() -> None:
+    """The import makes and drops millions of small containers (parsed lines) and keeps few:
+    the objects made so far (modules…) are left out of the cyclic collector's passes, and a
+    pass comes every 10,000 new containers instead of 700. Memory is unchanged (the parsed
+    lines hold no cycles: reference counts free them)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 WORKERS_ENV = "MEMDASH_IMPORT_WORKERS"
@@ -319,6 +331,7 @@ async def _work(url: str, namespace: str, share: list[tuple[int, Path]], pipe: A
         pending.remove(path)
         pipe.send(("failed", indices[id(path)], error.strerror or str(error)))
 
+    _fewer_collections()
     conn = store.connect(url, namespace=namespace)
     try:
         await record_transcripts(
