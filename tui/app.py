@@ -1,10 +1,11 @@
 """MemdashApp: five live panes over a store.Feed, repainted at a bounded rate.
 
 Data flow: the Feed (a background task) keeps ``feed.sessions`` current and notes each change in
-the DashboardModel (a plain callback: no queue, no task switch per event); a timer (≤ 30 Hz)
-repaints only what changed. The timer sleeps (paused) as soon as a tick finds nothing changed,
-and the model's first change wakes it: with nothing happening the app does no work at all, and
-a change is on screen at once, later ones within 1/repaint_hz (push, never polling). The status
+the DashboardModel (a plain callback: no queue, no task switch per event); a timer (10 Hz by
+default, ``repaint_hz`` up to 30) repaints only what changed. The timer sleeps (paused) as soon
+as a tick finds nothing changed, and the model's first change wakes it: with nothing happening
+the app does no work at all, and a change is on screen at once, later ones within 1/repaint_hz
+(push, never polling). The status
 line's events per second move once a second, in a repaint while events come (so not a frame of
 their own), then on a timer of their own down to 0, where it sleeps too; the feed's status and
 dropped count are pushed to it as they change.
@@ -285,9 +286,8 @@ class MemdashApp(App[None]):
         driver.write(f"\x1b]2;{_printable(title)}\x07")
 
     def _busy_skip(self) -> bool:
-        """Under a flood of events, repaint less often: a frame of this screen costs more than
-        the 33 ms a 30 Hz budget allows, and the time is better spent keeping up with the feed.
-        """
+        """Under a flood of events, repaint less often: a frame of this screen then costs tens of
+        milliseconds, and the time is better spent keeping up with the feed."""
         tick = time.monotonic()
         elapsed = tick - self._painted_at
         events = self.model.events - self._painted_events
