@@ -1206,6 +1206,11 @@ def valid_text(text: str) -> str:
     return text
 
 
+_ESCAPED = bytes(range(0x20)) + b'"\\\x7f'
+"""Bytes JSON may write longer (DEL too, to be safe); deleting them from a text
+(bytes.translate) counts them."""
+
+
 def fit(content: str, limit: int, *, clean: bool = False) -> tuple[str, int, int]:
     """``content`` cut to at most ``limit`` bytes as JSON, with a note saying what was cut.
 
@@ -1221,8 +1226,12 @@ def fit(content: str, limit: int, *, clean: bool = False) -> tuple[str, int, int
     if not clean:
         content = valid_text(content)
     raw = content.encode()
-    if _json_size(content) <= limit:
-        return content, 0, len(raw)
+    if len(raw) <= limit:
+        # JSON writes a byte as at most 6 (\u00XX, control characters) and '"' and '\' as 2;
+        # the rest as it is: a bound that needs no second copy of a long text
+        special = len(raw) - len(raw.translate(None, _ESCAPED))
+        if len(raw) + 5 * special <= limit or _json_size(content) <= limit:
+            return content, 0, len(raw)
     target = max(limit - 200, 0)  # room for the note
     keep = target
     while True:
