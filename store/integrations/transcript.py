@@ -94,7 +94,7 @@ SESSION_TOKEN_LIMIT = 1_000_000_000
 reads, so a long session runs to tens of millions of tokens; usage is recorded past the limit
 anyway. An operator's ``set_limit`` (e.g. ``l`` in the dashboard) replaces it."""
 BATCH_LINES = 1000
-BATCH_BYTES = 8 * 1024 * 1024
+BATCH_BYTES = 4 * 1024 * 1024
 """Lines (or bytes of them) parsed before they are recorded, whichever comes first; a batch
 ends only between two responses, so a response's usage is read whole. A batch is written in
 two round trips (its messages, then its responses' usage), so memory stays bounded whatever
@@ -102,7 +102,7 @@ the file's size."""
 READ_BYTES = 1024 * 1024
 """The file is read in chunks of this many bytes."""
 WRITES_AHEAD = 64
-WRITES_AHEAD_BYTES = 16 * 1024 * 1024
+WRITES_AHEAD_BYTES = 8 * 1024 * 1024
 """Batches (and bytes of them) read ahead of the store, at most: memory stays bounded. What
 waits when the store is free goes out together."""
 TICK_LINES = 32
@@ -424,6 +424,7 @@ async def record_transcripts(
     progress: Callable[[Any, int], object] | None = None,
     done: Callable[[Any, TranscriptResult], object] | None = None,
     failed: Callable[[Any, OSError], object] | None = None,
+    ahead_bytes: int | None = None,
 ) -> None:
     """:func:`record_transcript` (from offset 0, complete) of each path in turn, with the
     writes of one file going on while the next is read: the same store writes in the same
@@ -433,10 +434,12 @@ async def record_transcripts(
     once all of a file is written (its result is final then); ``failed(path, error)`` when a
     file cannot be read (OSError; its lines read before the error may be written), and the
     next one is read (without ``failed``, the OSError is raised). The store's errors raise.
+    ``ahead_bytes``: how many bytes read may wait for the store (default WRITES_AHEAD_BYTES;
+    less where several processes import at once).
     """
     if session_id is not None:
         session_id = check_part("session_id", session_id)
-    writer = _Writer(conn)
+    writer = _Writer(conn, ahead_bytes)
     try:
         for path in paths:
             try:
@@ -473,8 +476,9 @@ class _Writer:
     the store is never kept waiting for a round trip per batch. At most WRITES_AHEAD batches
     wait (memory stays bounded); then the caller waits for the store."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, ahead_bytes: int | None = None) -> None:
         self.conn = conn
+        self._ahead_bytes = WRITES_AHEAD_BYTES if ahead_bytes is None else ahead_bytes
         # batches (a _Recorder, its batch, then a callback or None) and callbacks (a
         # coroutine function) waiting their turn
         self._queue: deque[tuple[Any, ...]] = deque()
@@ -491,7 +495,7 @@ class _Writer:
         size: int,
     ) -> None:
         """Queue a batch (of ``size`` bytes read); ``then()`` once it is written."""
-        while self._batches >= WRITES_AHEAD or self._bytes >= WRITES_AHEAD_BYTES:
+        while self._batches >= WRITES_AHEAD or self._bytes >= self._ahead_bytes:
             self._written.clear()
             self._start()
             await self._wait()
@@ -549,7 +553,7 @@ class _Writer:
             # maybe after later ones)
             group = []
             size = 0
-            while queue and size < WRITES_AHEAD_BYTES // 2:
+            while queue and size < self._ahead_bytes // 2:
                 item = queue.popleft()
                 group.append(item)
                 if len(item) == 4:

@@ -239,6 +239,9 @@ def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
         asyncio.run(ping())
     except (RedisError, OSError, TimeoutError) as error:
         return fail(f"cannot reach the store at {conn.display_url}: {error}")
+    from store.integrations.transcript import WRITES_AHEAD_BYTES
+
+    ahead = WRITES_AHEAD_BYTES // workers
     context = multiprocessing.get_context("fork")
     readers: dict[Any, Any] = {}
     total = TranscriptResult(offset=0)
@@ -251,7 +254,8 @@ def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
         reader, writer = context.Pipe(duplex=False)
         process = context.Process(
             target=_worker,
-            args=(url, conn.namespace, [(i, files[i]) for i in share], writer),
+            # the memory one process may use for reading ahead, shared out
+            args=(url, conn.namespace, [(i, files[i]) for i in share], writer, ahead),
             daemon=True,
         )
         process.start()
@@ -301,16 +305,20 @@ def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
     return EXIT_FAILED if unreadable else 0
 
 
-def _worker(url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any) -> None:
+def _worker(
+    url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any, ahead_bytes: int
+) -> None:
     """One import process: record its files, say what happens through ``pipe``."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent stops it
-    asyncio.run(_work(url, namespace, share, pipe))
+    asyncio.run(_work(url, namespace, share, pipe, ahead_bytes))
     pipe.close()
 
 
-async def _work(url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any) -> None:
+async def _work(
+    url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any, ahead_bytes: int
+) -> None:
     from redis.exceptions import RedisError
 
     import store
@@ -340,6 +348,7 @@ async def _work(url: str, namespace: str, share: list[tuple[int, Path]], pipe: A
             progress=lambda path, offset: pipe.send(("progress", indices[id(path)], offset)),
             done=done,
             failed=failed,
+            ahead_bytes=ahead_bytes,
         )
     except (RedisError, TimeoutError) as error:
         where = indices[id(pending[0])] if pending else None
