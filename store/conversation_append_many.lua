@@ -71,10 +71,14 @@ for from = 1, count, chunk do
   redis.call('HSET', ids, unpack(fields))
   length = redis.call('RPUSH', list, unpack(items))
 end
+-- publish('conversation.append', seq, now, payload) of each, its text put together once
 local seq = last_seq - count
+local channel = string.sub(KEYS[2], 1, -9) .. 'events'
+local before = ARGV[2] .. ',"kind":"conversation.append","seq":'
+local after = ',"ts":' .. string.format('%d', now) .. ',"payload":'
 for k = 1, count do
-  local i = fresh[k]
-  publish('conversation.append', seq + k, now, ARGV[i + 1] .. ',"index":' .. (n + k - 1) .. '}')
+  redis.call('PUBLISH', channel, before .. (seq + k) .. after .. ARGV[fresh[k] + 1] ..
+    ',"index":' .. (n + k - 1) .. '}}')
 end
 out[1] = next_index - length
 return out
