@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from store import Connection, ConversationMemory, StatefulMemory
 from store.feed import read_namespace
 from store.integrations.claude_code import INITIAL, WORKFLOW
@@ -172,12 +174,15 @@ async def test_a_huge_tool_output_is_imported_cut_with_a_note(tmp_path, redis_ur
     )
 
 
-def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path, redis_url):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path, redis_url, workers):
     master, slave = pty.openpty()
+    env = {**env_for(tmp_path), "COLUMNS": "100", "TERM": "xterm"}
+    env["MEMDASH_IMPORT_WORKERS"] = workers
     try:
         proc = subprocess.Popen(
             [*MEMDASH, "import", str(PROJECTS), "--redis", redis_url, "--namespace", NS],
-            env={**env_for(tmp_path), "COLUMNS": "100", "TERM": "xterm"},
+            env=env,
             stdout=subprocess.PIPE,
             stderr=slave,
             text=True,
