@@ -25,6 +25,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -225,8 +226,6 @@ def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
 
     from redis.exceptions import RedisError
 
-    from store.integrations.transcript import TranscriptResult
-
     async def ping() -> None:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -239,12 +238,10 @@ def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
         asyncio.run(ping())
     except (RedisError, OSError, TimeoutError) as error:
         return fail(f"cannot reach the store at {conn.display_url}: {error}")
-    from store.integrations.transcript import WRITES_AHEAD_BYTES
-
-    ahead = WRITES_AHEAD_BYTES // workers
+    # The workers import the transcript reader (pydantic…) themselves, at the same time.
     context = multiprocessing.get_context("fork")
     readers: dict[Any, Any] = {}
-    total = TranscriptResult(offset=0)
+    total = _Totals()
     imported = unreadable = 0
     failure: str | None = None
     sys.stdout.flush()
@@ -254,8 +251,7 @@ def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
         reader, writer = context.Pipe(duplex=False)
         process = context.Process(
             target=_worker,
-            # the memory one process may use for reading ahead, shared out
-            args=(url, conn.namespace, [(i, files[i]) for i in share], writer, ahead),
+            args=(url, conn.namespace, [(i, files[i]) for i in share], writer, workers),
             daemon=True,
         )
         process.start()
@@ -306,23 +302,23 @@ def _import_parallel(conn: Any, files: list[Path], workers: int) -> int:
 
 
 def _worker(
-    url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any, ahead_bytes: int
+    url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any, workers: int
 ) -> None:
     """One import process: record its files, say what happens through ``pipe``."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent stops it
-    asyncio.run(_work(url, namespace, share, pipe, ahead_bytes))
+    asyncio.run(_work(url, namespace, share, pipe, workers))
     pipe.close()
 
 
 async def _work(
-    url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any, ahead_bytes: int
+    url: str, namespace: str, share: list[tuple[int, Path]], pipe: Any, workers: int
 ) -> None:
     from redis.exceptions import RedisError
 
     import store
-    from store.integrations.transcript import record_transcripts
+    from store.integrations.transcript import WRITES_AHEAD_BYTES, record_transcripts
 
     indices = {id(path): index for index, path in share}
     pending: list[Path] = []
@@ -333,7 +329,8 @@ async def _work(
 
     def done(path: Path, result: Any) -> None:
         pending.remove(path)
-        pipe.send(("done", indices[id(path)], result))
+        counts = {name: getattr(result, name) for name in _COUNTED}
+        pipe.send(("done", indices[id(path)], _Totals(sessions=result.sessions, **counts)))
 
     def failed(path: Path, error: OSError) -> None:
         pending.remove(path)
@@ -348,13 +345,42 @@ async def _work(
             progress=lambda path, offset: pipe.send(("progress", indices[id(path)], offset)),
             done=done,
             failed=failed,
-            ahead_bytes=ahead_bytes,
+            # the memory one import may use for reading ahead, shared out
+            ahead_bytes=WRITES_AHEAD_BYTES // workers,
         )
     except (RedisError, TimeoutError) as error:
         where = indices[id(pending[0])] if pending else None
         pipe.send(("error", where, str(error)))
     finally:
         await conn.aclose()
+
+
+_COUNTED = (
+    "messages_added",
+    "duplicates",
+    "usage_added",
+    "malformed",
+    "ignored",
+    "usage_unattributed",
+    "truncated",
+    "lines",
+)
+
+
+@dataclass
+class _Totals:
+    """What the summary adds up of TranscriptResults (a worker sends one per file: the parent
+    then needs no import of the transcript reader)."""
+
+    sessions: set[str] = field(default_factory=set)
+    messages_added: int = 0
+    duplicates: int = 0
+    usage_added: int = 0
+    malformed: int = 0
+    ignored: int = 0
+    usage_unattributed: int = 0
+    truncated: int = 0
+    lines: int = 0
 
 
 def _add(total: Any, result: Any) -> None:
