@@ -6,7 +6,11 @@ A path is a transcript file (any name) or a directory walked for ``*.jsonl`` (th
 comes before its subagents'. Each file goes through
 ``store.integrations.transcript.record_transcript`` (see there for what is recorded and how),
 so importing again adds nothing, and a session the hooks recorded live (from the same lines) is
-completed, not doubled. Sessions are the lines' ``sessionId`` (or ``--session``).
+completed, not doubled. Sessions are the lines' ``sessionId`` (or ``--session``). The files are
+read one after the other, each while the store writes what was read before
+(``record_transcripts``); a tree of 64 MB or more is shared out among forked worker processes
+(two on two CPUs; ``MEMDASH_IMPORT_WORKERS`` says how many), each with whole sessions (a
+session's file and its subagents' files, in their order).
 
 The import does not touch workflows: a transcript on disk may belong to a session still
 running, so marking it ``ended`` could be false, and a session without a workflow is how the
