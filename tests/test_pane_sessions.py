@@ -23,7 +23,7 @@ from store.workflow import WorkflowView
 from tui.app import MemdashApp
 from tui.panes import sessions as sessions_module
 from tui.panes.sessions import PAGE, SessionsPane, budget_cell
-from tui.text import humanise_age, humanise_count
+from tui.text import age_due, humanise_age, humanise_count
 from tui.widgets import palette
 
 NOW = 1_700_000_000_000  # ms
@@ -135,14 +135,20 @@ def fast_resort(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_humanised_age_and_count():
-    assert [humanise_age(ms) for ms in (-5, 0, 5_000, 59_999, 180_000, 7_200_000)] == [
-        "0s",
-        "0s",
-        "5s",
-        "59s",
+    # Under a minute in 10-second steps (a per-second age redrew every row every second).
+    ages = (-5, 0, 5_000, 10_000, 25_000, 59_999, 180_000, 7_200_000)
+    assert [humanise_age(ms) for ms in ages] == [
+        "<10s",
+        "<10s",
+        "<10s",
+        "10s",
+        "20s",
+        "50s",
         "3m",
         "2h",
     ]
+    assert age_due(0, 5_000) == 10_000 and age_due(0, 59_000) == 60_000
+    assert age_due(0, 61_000) == 120_000
     assert humanise_age(4 * 86_400_000) == "4d"
     assert humanise_age(10**15) == "999d"
     assert [humanise_count(n) for n in (0, 9999, 12_345, 1_234_567, 98_765_432)] == [
@@ -191,7 +197,7 @@ async def test_rows_show_every_column_newest_first():
         assert cell(table, "old", "budget").style == f"bold {colours.bad}"
         assert cell(table, "mid", "budget").plain == ""  # no budget
         assert cell(table, "mid", "messages").plain == "12k"
-        assert [cell(table, s, "age").plain for s in ("new", "mid", "old")] == ["5s", "3m", "3h"]
+        assert [cell(table, s, "age").plain for s in ("new", "mid", "old")] == ["<10s", "3m", "3h"]
         assert app.pane.border_title == "sessions (3)"
         text = screen_text(app)
         assert "sessions (3)" in text
@@ -312,7 +318,7 @@ async def test_ages_tick_for_visible_rows_without_events(monkeypatch):
     async with app.run_test(size=(60, 16)) as pilot:
         app.pane.sync(by_id(view("a", 5000)), set(), True, NOW)
         await pilot.pause()
-        assert cell(app.table, "a", "age").plain == "5s"
+        assert cell(app.table, "a", "age").plain == "<10s"
         app.now_ms = NOW + 125_000
         await pilot.pause(0.2)
         assert cell(app.table, "a", "age").plain == "2m"
