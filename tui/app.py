@@ -1,7 +1,7 @@
 """MemdashApp: five live panes over a store.Feed, repainted at a bounded rate.
 
 Data flow: the Feed (a background task) keeps ``feed.sessions`` current and notes each change in
-the DashboardModel (a plain callback: no queue, no task switch per event); a timer (10 Hz by
+the DashboardModel (a plain callback: no queue, no task switch per event); a timer (5 Hz by
 default, ``repaint_hz`` up to 30) repaints only what changed. The timer sleeps (paused) as soon
 as a tick finds nothing changed, and the model's first change wakes it: with nothing happening
 the app does no work at all, and a change is on screen at once, later ones within 1/repaint_hz
@@ -62,7 +62,7 @@ from .screens.pickers import Confirm, LimitPrompt, StatePicker, TextPrompt
 from .status import Banner, StatusBar
 
 MAX_REPAINTS_PER_SECOND = 30  # the most ``repaint_hz`` may ask for
-REPAINTS_PER_SECOND = 10  # the default: a change is on screen within 100 ms
+REPAINTS_PER_SECOND = 5  # the default: a change is on screen within 200 ms (at once after a lull)
 STATUS_SECONDS = 1.0  # how often the events-per-second figure moves while events come
 BUSY_EVENTS_PER_SECOND = 2_000  # above this many events a second…
 BUSY_REPAINTS_PER_SECOND = 6  # …repaint at most this often
