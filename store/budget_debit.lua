@@ -12,7 +12,7 @@
 -- Returns {1, used, limit} (debited) or {0, used, limit} (a request id seen in the last 24 h:
 -- nothing changes, no event); over the limit: error 'EXCEEDED <remaining> <limit>', after
 -- counting the rejection and announcing it (budget.rejected).
--- The 24 h (86400) and the 60-minute window (3660 s TTL) match store/budget.py's constants.
+-- The 24 h (86400) and the 60-minute window match store/budget.py's constants.
 local budget = string.sub(KEYS[1], 1, -5) .. 'budget'
 local id, tokens = ARGV[3], ARGV[4]
 local seen = budget .. ':req:' .. id
@@ -108,23 +108,7 @@ if window and not sidechain then
 end
 
 if n > 0 then  -- tokens per minute, for burn rate; the last 60 minutes only
-  local minute = math.floor(now / 60000)
-  local bucket = minute
-  if at then
-    bucket = math.min(math.floor(at / 60000), minute)  -- a clock ahead of the server's: now
-  end
-  if bucket > minute - 60 then
-    local minutes = budget .. ':minutes'
-    if redis.call('HINCRBY', minutes, string.format('%d', bucket), tokens) == n then
-      -- a new minute (at most one a minute): drop minutes that left the window
-      for _, field in ipairs(redis.call('HKEYS', minutes)) do
-        if tonumber(field) <= minute - 60 then
-          redis.call('HDEL', minutes, field)
-        end
-      end
-      redis.call('EXPIRE', minutes, 3660)
-    end
-  end
+  add_to_minute(budget .. ':minutes', now, at, n, 60)
 end
 
 if at then

@@ -75,7 +75,6 @@ end
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 seq = seq - counted
 
-local minute = math.floor(now / 60000)
 for _, request in ipairs(requests) do
   local id, tokens, first_option, last, new = request[1], request[2], request[3], request[4],
     request[5]
@@ -116,21 +115,7 @@ for _, request in ipairs(requests) do
       end
     end
     if n > 0 then  -- tokens per minute, for burn rate; the last window_minutes only
-      local bucket = minute
-      if at then
-        bucket = math.min(math.floor(at / 60000), minute)  -- a clock ahead of the server's
-      end
-      if bucket > minute - window_minutes then
-        if redis.call('HINCRBY', minutes, string.format('%d', bucket), int(n)) == n then
-          -- a new minute: drop minutes that left the window
-          for _, field in ipairs(redis.call('HKEYS', minutes)) do
-            if tonumber(field) <= minute - window_minutes then
-              redis.call('HDEL', minutes, field)
-            end
-          end
-          redis.call('EXPIRE', minutes, window_minutes * 60 + 60)
-        end
-      end
+      add_to_minute(minutes, now, at, n, window_minutes)
     end
     if at then
       payload = payload .. ',"at":' .. string.format('%d', at)
