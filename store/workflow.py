@@ -376,17 +376,31 @@ class StatefulMemory:
         if stored is None:
             what = "workflow" if name is None else f"{name} workflow"
             raise LookupError(f"session {session_id!r} has no {what} stored")
-        definition = json.loads(stored)
-        machine = cls(
+        machine = cls.from_definition(session_id, json.loads(stored), name=name, redis=conn)
+        await machine.load()
+        return machine
+
+    @classmethod
+    def from_definition(
+        cls,
+        session_id: str,
+        definition: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        redis: Connection | aioredis.Redis | str | None = None,
+        namespace: str | None = None,
+    ) -> Self:
+        """A workflow from a definition as it is stored (``{"transitions", "initial",
+        ["policies"]}``): one read back from the store, or a project's file."""
+        return cls(
             session_id,
             transitions=definition["transitions"],
             initial=definition["initial"],
             policies=definition.get("policies"),
             name=name,
-            redis=conn,
+            redis=redis,
+            namespace=namespace,
         )
-        await machine.load()
-        return machine
 
     @property
     def namespace(self) -> str:

@@ -67,7 +67,14 @@ from store.control import SessionControl
 from store.conversation import ConversationMemory
 from store.keys import check_part
 from store.memory import MemoryStore, SessionMemory, VersionConflictError
-from store.steering import Decision, Steering
+from store.steering import (
+    TASK_INITIAL,
+    TASK_POLICIES,
+    TASK_TRANSITIONS,
+    TASK_WORKFLOW,
+    Decision,
+    Steering,
+)
 from store.workflow import DefinitionMismatchError, InvalidTransitionError, StatefulMemory
 
 from .transcript import TranscriptResult, fit, valid_text
@@ -879,26 +886,12 @@ def task_workflow(
     """The session's task workflow: the project's (``workflow_file``: the hook command's
     ``--workflow``, or ``MEMDASH_WORKFLOW`` in its environment) or the default planning →
     coding → testing → review → done."""
-    from store.steering import TASK_INITIAL, TASK_POLICIES, TASK_TRANSITIONS, TASK_WORKFLOW
-
-    if workflow_file:
-        data = load_workflow_file(workflow_file)
-        return StatefulMemory(
-            session,
-            transitions=data["transitions"],
-            initial=data["initial"],
-            policies=data.get("policies"),
-            name=TASK_WORKFLOW,
-            redis=conn,
-        )
-    return StatefulMemory(
-        session,
-        transitions=TASK_TRANSITIONS,
-        initial=TASK_INITIAL,
-        policies=TASK_POLICIES,
-        name=TASK_WORKFLOW,
-        redis=conn,
+    definition = (
+        load_workflow_file(workflow_file)
+        if workflow_file
+        else {"transitions": TASK_TRANSITIONS, "initial": TASK_INITIAL, "policies": TASK_POLICIES}
     )
+    return StatefulMemory.from_definition(session, definition, name=TASK_WORKFLOW, redis=conn)
 
 
 def _why(payload: HookPayload, found: str | None) -> str:
