@@ -366,7 +366,7 @@ async def test_t_steps_the_task_workflow_when_there_is_one(conn):
         await pilot.press("enter")  # planning → coding
         await until(pilot, lambda: app.selected_view().task.state == "coding")
         assert app.selected_view().workflow.state == "coding"  # the activity one: untouched
-        assert state_cell(app, "s1") == "coding"
+        await until(pilot, lambda: state_cell(app, "s1") == "coding")  # at the next repaint
         task = await StatefulMemory.open("s1", name="task", redis=conn)
         await task.transition("review")
         await until(pilot, lambda: any("⊘ denies" in line.plain for line in pane.lines))
