@@ -152,6 +152,22 @@ def check_limit(limit: object) -> int:
     return limit
 
 
+def parse_tokens(text: str) -> int:
+    """A limit as people type it: ``700000``, ``700,000``, ``700k``, ``1.5m``; ValueError
+    unless it is a number of tokens from 1 to :data:`MAX_LIMIT` (the CLI's and the
+    dashboard's)."""
+    cleaned = text.strip().lower().replace(",", "").replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(cleaned[-1:], 1)
+    number = cleaned[:-1] if scale != 1 else cleaned
+    try:
+        value = round(float(number) * scale)
+    except (ValueError, OverflowError):
+        value = 0
+    if not 0 < value <= MAX_LIMIT:
+        raise ValueError(f"not a number of tokens from 1 to {MAX_LIMIT:,}: {text!r}")
+    return value
+
+
 def check_request_id(request_id: object) -> str:
     # the common case without the per-character loop of check_part (this is the hot path)
     if (

@@ -589,3 +589,14 @@ async def test_many_processes_never_push_used_above_the_limit(conn, redis_url):
     assert status.used == sum(o["tokens"] for o in outputs)
     assert (status.requests, status.rejected) == (accepted, rejected)
     assert status.used > limit - 100  # demand was ~5x the limit: it got (nearly) used up
+
+
+def test_limits_are_parsed_as_people_type_them():
+    from store.budget import MAX_LIMIT, parse_tokens
+
+    for text, tokens in [("700000", 700_000), ("700,000", 700_000), ("700k", 700_000),
+                         ("1.5m", 1_500_000), (" 2M ", 2_000_000)]:  # fmt: skip
+        assert parse_tokens(text) == tokens
+    for bad in ("0", "-5", "lots", "", "nan", "1e30", str(MAX_LIMIT + 1)):
+        with pytest.raises(ValueError, match="number of tokens"):
+            parse_tokens(bad)

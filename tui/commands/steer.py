@@ -70,22 +70,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(func=run_pause if name == "pause" else run_resume)
 
 
-def parse_tokens(text: str) -> int:
-    """``700000``, ``700k``, ``1.5m``, ``700,000`` as a positive int; ValueError otherwise."""
-    from store.budget import MAX_LIMIT
-
-    cleaned = text.strip().lower().replace(",", "").replace("_", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(cleaned[-1:], 1)
-    number = cleaned[:-1] if scale != 1 else cleaned
-    try:
-        value = round(float(number) * scale)
-    except (ValueError, OverflowError):
-        value = 0
-    if not 0 < value <= MAX_LIMIT:
-        raise ValueError(f"not a number of tokens from 1 to {MAX_LIMIT:,}: {text!r}")
-    return value
-
-
 def _run(name: str, args: argparse.Namespace, work: Callable[[Any], Awaitable[str]]) -> int:
     from redis.exceptions import RedisError
 
@@ -123,6 +107,7 @@ def run_note(args: argparse.Namespace) -> int:
 
 def run_budget(args: argparse.Namespace) -> int:
     from store import TokenBudgetTracker
+    from store.budget import parse_tokens
 
     lift = args.limit.strip().lower() == "off"
     if not lift:

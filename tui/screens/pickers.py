@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from store.budget import parse_tokens
+
 from ..text import literal
 
 
@@ -45,39 +47,6 @@ class StatePicker(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self._states[int(event.option.id or 0)])
-
-
-class NumberPrompt(ModalScreen[int | None]):
-    """Ask for a positive whole number (e.g. a new token limit)."""
-
-    AUTO_FOCUS = "*"  # the app's own AUTO_FOCUS names a widget of the main screen
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
-
-    def __init__(self, title: str, value: int | None = None) -> None:
-        super().__init__()
-        self._title = title
-        self._value = value
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="prompt"):
-            yield Static(Text(self._title, style="bold"))
-            yield Input(
-                value="" if self._value is None else str(self._value),
-                type="integer",
-                id="number",
-            )
-            yield Static(Text("enter saves · esc cancels", style="dim"))
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        try:
-            number = int(event.value)
-        except ValueError:
-            self.notify("a whole number, please", severity="warning")
-            return
-        if number <= 0:
-            self.notify("it must be above 0", severity="warning")
-            return
-        self.dismiss(number)
 
 
 class TextPrompt(ModalScreen[str | None]):
@@ -130,17 +99,14 @@ class LimitPrompt(ModalScreen[int | str | None]):
             yield Static(Text("enter saves · esc cancels", style="dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        value = event.value.strip().replace(",", "").replace("_", "")
+        value = event.value.strip()
         if value.lower() in self.OFF_WORDS:
             self.dismiss(self.OFF)
             return
         try:
-            number = int(value)
-        except ValueError:
-            self.notify("a whole number, or 'off'", severity="warning")
-            return
-        if number <= 0:
-            self.notify("it must be above 0 (or 'off')", severity="warning")
+            number = parse_tokens(value)
+        except ValueError as error:
+            self.notify(f"{error} (or 'off')", severity="warning", markup=False)
             return
         self.dismiss(number)
 
