@@ -21,7 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import embedded
-from .keys import NamespaceKeys, SessionKeys, check_namespace
+from .keys import NamespaceKeys, SessionKeys, check_namespace, check_part
 from .scripts import source
 
 URL_ENV = "MEMDASH_REDIS_URL"
@@ -379,7 +379,7 @@ class Connection:
 
 class SessionBound:
     """A component of one session (notes, control, steering): the validated session id, the
-    resolved connection and the session's keys."""
+    resolved connection, and ``_keys``, the keys its scripts take (from :meth:`keys_of`)."""
 
     def __init__(
         self,
@@ -388,11 +388,15 @@ class SessionBound:
         *,
         namespace: str | None = None,
     ) -> None:
-        from .keys import check_part
-
         self.session_id = check_part("session_id", session_id)
         self.redis: Connection = resolve(redis, namespace)
         self._session = self.redis.session(session_id)
+        self._keys = self.keys_of(self._session)
+
+    @staticmethod
+    def keys_of(session: SessionKeys) -> tuple[str, ...]:
+        """The session's keys this component's scripts take, in their KEYS order."""
+        return ()
 
 
 def connect(url: str | None = None, *, namespace: str | None = None) -> Connection:

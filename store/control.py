@@ -22,9 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from .connection import Connection, SessionBound
+from .connection import SessionBound
 from .keys import SessionKeys, check_part
 
 MAX_WAITING_CHARS = 1000
@@ -89,17 +87,12 @@ def parse_waiting(raw: str | None) -> Waiting | None:
 class SessionControl(SessionBound):
     """Pause/resume a session's agent; mark it waiting for a person."""
 
-    def __init__(
-        self,
-        session_id: str,
-        redis: Connection | aioredis.Redis | str | None = None,
-        *,
-        namespace: str | None = None,
-    ) -> None:
-        super().__init__(session_id, redis, namespace=namespace)
-        self._key = self._session.key("control")
-        self._log = self._key + ":log"
-        self._conversation_n = self._session.key("conversation") + ":n"
+    @staticmethod
+    def keys_of(session: SessionKeys) -> tuple[str, ...]:
+        """The control hash, its log, and the conversation's counter (pauses are shown after
+        the newest message)."""
+        control = session.key("control")
+        return control, control + ":log", session.key("conversation") + ":n"
 
     async def pause(self, *, actor: str = "operator", reason: str | None = None) -> bool:
         """Hold the agent; False when it was paused already (nothing written)."""
@@ -116,7 +109,7 @@ class SessionControl(SessionBound):
         changed = await self.redis.run(
             "control_pause",
             self._session,
-            (self._key, self._log, self._conversation_n),
+            self._keys,
             ("1" if pause else "0", json.dumps(actor), json.dumps(reason)),
         )
         return bool(changed)
@@ -132,16 +125,16 @@ class SessionControl(SessionBound):
         if tool:
             waiting["tool"] = tool[:128]
         text = json.dumps(waiting, ensure_ascii=False)
-        await self.redis.run("control_waiting", self._session, (self._key,), (text,))
+        await self.redis.run("control_waiting", self._session, self._keys[:1], (text,))
 
     async def clear_waiting(self) -> bool:
         """The agent goes on; False when it was not waiting."""
-        return bool(await self.redis.run("control_waiting", self._session, (self._key,), ("",)))
+        return bool(await self.redis.run("control_waiting", self._session, self._keys[:1], ("",)))
 
     async def status(self) -> ControlView:
         async with self.redis.client.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self._key)
-            pipe.lrange(self._log, 0, -1)
+            pipe.hgetall(self._keys[0])
+            pipe.lrange(self._keys[1], 0, -1)
             raw, log = await pipe.execute()
         return build_control(raw, log) or ControlView()
 

@@ -33,9 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import redis.asyncio as aioredis
-
-from .connection import Connection, SessionBound
+from .connection import SessionBound
 from .keys import SessionKeys, check_part
 
 MAX_NOTE_BYTES = 8 * 1024
@@ -166,15 +164,7 @@ def note_keys(keys: SessionKeys) -> tuple[str, str, str]:
 class Notes(SessionBound):
     """A session's operator notes."""
 
-    def __init__(
-        self,
-        session_id: str,
-        redis: Connection | aioredis.Redis | str | None = None,
-        *,
-        namespace: str | None = None,
-    ) -> None:
-        super().__init__(session_id, redis, namespace=namespace)
-        self._keys = note_keys(self._session)
+    keys_of = staticmethod(note_keys)
 
     async def add(self, text: str, *, author: str = "operator", kind: Kind = "note") -> int:
         """Store a note for the agent (pending until delivered); returns its id."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,8 +29,9 @@ import redis.asyncio as aioredis
 
 from .connection import Connection, SessionBound
 from .control import PAUSED_REASON
+from .keys import SessionKeys
 from .notes import Handed, Notes, delivery_by, format_for_agent, handed, note_keys
-from .workflow import ToolPolicy, check_policies, workflow_key
+from .workflow import StatefulMemory, ToolPolicy, check_policies, workflow_key
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,30 @@ TASK_POLICIES: dict[str, dict[str, Any]] = {
 }
 """The default task workflow: planning → coding → testing → review → done; review sends the
 work back to coding, and denies file edits."""
+TASK_DEFINITION: dict[str, Any] = {
+    "transitions": TASK_TRANSITIONS,
+    "initial": TASK_INITIAL,
+    "policies": TASK_POLICIES,
+}
+
+
+def task_workflow(
+    session_id: str,
+    redis: Connection | aioredis.Redis | str | None = None,
+    *,
+    definition: Mapping[str, Any] | None = None,
+    namespace: str | None = None,
+) -> StatefulMemory:
+    """A session's task workflow: ``definition`` (a project's, as stored: ``{"transitions",
+    "initial", ["policies"]}``) or :data:`TASK_DEFINITION`."""
+    return StatefulMemory.from_definition(
+        session_id,
+        TASK_DEFINITION if definition is None else definition,
+        name=TASK_WORKFLOW,
+        redis=redis,
+        namespace=namespace,
+    )
+
 
 Delivery = Literal["always", "unless_held", ""]
 
@@ -123,19 +149,13 @@ def _policies(definition: str) -> dict[str, ToolPolicy]:
 class Steering(SessionBound):
     """One session's steering, read by the hooks of its agent."""
 
-    def __init__(
-        self,
-        session_id: str,
-        redis: Connection | aioredis.Redis | str | None = None,
-        *,
-        namespace: str | None = None,
-    ) -> None:
-        super().__init__(session_id, redis, namespace=namespace)
-        self._keys = (
-            self._session.key("budget"),
-            self._session.key("control"),
-            self._session.key(workflow_key(TASK_WORKFLOW)),
-            *note_keys(self._session),
+    @staticmethod
+    def keys_of(session: SessionKeys) -> tuple[str, ...]:
+        return (
+            session.key("budget"),
+            session.key("control"),
+            session.key(workflow_key(TASK_WORKFLOW)),
+            *note_keys(session),
         )
 
     async def check(

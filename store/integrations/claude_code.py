@@ -67,14 +67,8 @@ from store.control import SessionControl
 from store.conversation import ConversationMemory
 from store.keys import check_part
 from store.memory import MemoryStore, SessionMemory, VersionConflictError
-from store.steering import (
-    TASK_INITIAL,
-    TASK_POLICIES,
-    TASK_TRANSITIONS,
-    TASK_WORKFLOW,
-    Decision,
-    Steering,
-)
+from store.steering import Decision, Steering
+from store.steering import task_workflow as steering_task_workflow
 from store.workflow import DefinitionMismatchError, InvalidTransitionError, StatefulMemory
 
 from .transcript import TranscriptResult, fit, valid_text
@@ -886,12 +880,8 @@ def task_workflow(
     """The session's task workflow: the project's (``workflow_file``: the hook command's
     ``--workflow``, or ``MEMDASH_WORKFLOW`` in its environment) or the default planning →
     coding → testing → review → done."""
-    definition = (
-        load_workflow_file(workflow_file)
-        if workflow_file
-        else {"transitions": TASK_TRANSITIONS, "initial": TASK_INITIAL, "policies": TASK_POLICIES}
-    )
-    return StatefulMemory.from_definition(session, definition, name=TASK_WORKFLOW, redis=conn)
+    definition = load_workflow_file(workflow_file) if workflow_file else None
+    return steering_task_workflow(session, conn, definition=definition)
 
 
 def _why(payload: HookPayload, found: str | None) -> str:

@@ -52,21 +52,13 @@ from ..conversation import ConversationMemory
 from ..keys import MemoryKey
 from ..memory import SessionMemory
 from ..notes import Note
-from ..steering import (
-    TASK_INITIAL,
-    TASK_POLICIES,
-    TASK_TRANSITIONS,
-    TASK_WORKFLOW,
-    Decision,
-    Steering,
-)
-from ..workflow import InvalidTransitionError, StatefulMemory
+from ..steering import TASK_INITIAL, TASK_TRANSITIONS, Decision, Steering, task_workflow
+from ..workflow import InvalidTransitionError
 from . import simulated_scenarios as text
 from .simulated_scenarios import SCENARIOS, Scenario
 
 FLOW: dict[str, list[str]] = TASK_TRANSITIONS  # the task workflow, as Claude Code sessions have
-INITIAL = TASK_INITIAL
-POLICIES = TASK_POLICIES  # review denies file edits
+INITIAL = TASK_INITIAL  # (and its policies: review denies file edits)
 SKIPS = {"planning": "testing", "coding": "done", "testing": "done", "review": "testing"}
 """The move an impatient agent tries from each state; FLOW allows none of them."""
 PHASE_TURNS = {"planning": (2, 3), "coding": (6, 14), "testing": (1, 3), "review": (1, 1)}
@@ -172,14 +164,7 @@ class SimulatedAgent:
         self.budget = TokenBudgetTracker(session_id, self.limit, redis=conn)
         self.conversation = ConversationMemory(session_id, max_messages=max_messages, redis=conn)
         self.cache = MemoryCache(session_id, max_size=cache_size, redis=conn)
-        self.workflow = StatefulMemory(
-            session_id,
-            transitions=FLOW,
-            initial=INITIAL,
-            policies=POLICIES,
-            name=TASK_WORKFLOW,
-            redis=conn,
-        )
+        self.workflow = task_workflow(session_id, conn)
         self.steering = Steering(session_id, conn)
         self.state = INITIAL
         self.outcome: Outcome | None = None
